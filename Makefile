@@ -1,0 +1,39 @@
+# Two commands do all the set-up: `make run` (portal with demo data) and `make test`.
+# Only Python 3.11+ and make are needed; everything else goes into .venv/ and var/.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint stop status bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## Run the portal with demo data: web on http://127.0.0.1:8000/, a Celery worker and beat.
+run: $(STAMP)
+	$(PY) -m portal.demo
+
+## Install what the tests need, then lint, check migrations and run the whole suite.
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	DJANGO_SETTINGS_MODULE=portal.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+## Stop the embedded PostgreSQL and Redis (they keep running between commands).
+stop: $(STAMP)
+	$(PY) -m portal.embedded stop
+
+status: $(STAMP)
+	$(PY) -m portal.embedded status
+
+clean: stop
+	rm -rf var $(VENV)

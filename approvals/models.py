@@ -1,0 +1,158 @@
+"""Approval requests for money-moving overrides and the decisions on them.
+
+The workflows (who may request, approve and execute, and when) live in the approvals
+services and policy; these models carry the records and the invariants a database can
+hold: one decision per slot, one slot per person, valid states.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from subscriptions.models import CURRENCY_CHOICES, MONEY, Reconciliation, Subscription, TimeStamped
+
+
+class ApprovalKind(models.TextChoices):
+    QSR_PAUSE = "qsr_pause", "QSR pause"
+    MAX_SEATS_RESET = "max_seats_reset", "Max seats reset (waived true-up)"
+    QSR_REFUND = "qsr_refund", "QSR refund"
+    FREE_PERIOD = "free_period", "Free-period extension"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    EXECUTED = "executed", "Executed"
+
+
+class ApprovalRequest(TimeStamped):
+    Kind = ApprovalKind
+    Status = ApprovalStatus
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    reconciliation = models.ForeignKey(
+        Reconciliation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approval_requests",
+        help_text="QSR refunds: the reconciliation refunded.",
+    )
+    linked_reset = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refund",
+        help_text="QSR refunds: the max seats reset of the same namespace.",
+    )
+    justification = models.TextField()
+    ticket_url = models.URLField()
+    # What is at stake, computed by the services from the records, never typed in.
+    seats_at_stake = models.PositiveIntegerField(default=0)
+    amount_at_stake = models.DecimalField(
+        **MONEY, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    pause_until = models.DateField(null=True, blank=True, help_text="QSR pauses; empty = term end.")
+    free_days = models.PositiveIntegerField(null=True, blank=True)
+    required_slots = ArrayField(
+        models.CharField(max_length=32), default=list, help_text="Roles that must each approve."
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    executed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="executed_requests",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ApprovalKind.values), name="approval_kind"),
+            models.CheckConstraint(
+                condition=Q(status__in=ApprovalStatus.values), name="approval_status"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_at_stake__gte=0), name="approval_amount_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="qsr_refund") | Q(reconciliation__isnull=False),
+                name="approval_refund_names_reconciliation",
+                violation_error_message="A refund request names the reconciliation refunded.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="free_period") | Q(free_days__gt=0),
+                name="approval_free_period_has_days",
+                violation_error_message="A free period needs a number of days.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="executed")
+                | Q(executed_at__isnull=False, executed_by__isnull=False),
+                name="approval_executed_says_by_whom",
+            ),
+            models.CheckConstraint(
+                condition=Q(executed_by__isnull=True) | ~Q(executed_by=models.F("requester")),
+                name="approval_executor_is_not_requester",
+                violation_error_message="Whoever executes a request did not request it.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
+
+
+class ApprovalDecision(models.Model):
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    slot = models.CharField(max_length=32, help_text="The role whose approval this fills.")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions"
+    )
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["decided_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=["approve", "reject"]), name="approval_decision_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["request", "slot"],
+                name="approval_one_decision_per_slot",
+                violation_error_message="This approval slot is filled already.",
+            ),
+            models.UniqueConstraint(
+                fields=["request", "approver"],
+                name="approval_one_slot_per_person",
+                violation_error_message="You have already decided on this request.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} ({self.slot}) by {self.approver}"

