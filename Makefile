@@ -18,11 +18,13 @@ run: $(STAMP)
 	$(PY) -m portal.demo
 
 ## Install what the tests need, then lint, check migrations and run the whole suite.
+# Embedded servers this starts are stopped again at the end.
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DJANGO_SETTINGS_MODULE=portal.settings.test $(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest
+	$(PY) -m portal.embedded run -- sh -c '\
+	  DJANGO_SETTINGS_MODULE=portal.settings.test $(PY) manage.py makemigrations --check --dry-run \
+	  && $(PY) -m pytest'
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .

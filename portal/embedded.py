@@ -205,12 +205,24 @@ def main(argv: list[str]) -> int:
     elif command == "stop":
         print("PostgreSQL stopped" if stop_postgres() else "PostgreSQL was not running")
         print("Redis stopped" if stop_redis() else "Redis was not running")
+    elif command == "run":
+        # `run -- CMD...`: CMD with the servers up; stop afterwards those started here.
+        args = argv[3:] if argv[2:3] == ["--"] else argv[2:]
+        env = dict(os.environ)
+        if not env.get("DATABASE_URL"):
+            postgres_socket_dir()
+        if not env.get("CELERY_BROKER_URL"):
+            env["CELERY_BROKER_URL"] = redis_url()
+        try:
+            return subprocess.run(args, env=env).returncode
+        finally:
+            stop_started()
     elif command == "status":
         pg, redis = _running_postmaster(), _running_redis()
         print(f"PostgreSQL: {f'running, pid {pg[0]}' if pg else 'stopped'}")
         print(f"Redis: {f'running, pid {redis}' if redis else 'stopped'}")
     else:
-        print("usage: python -m portal.embedded [start|stop|status]", file=sys.stderr)
+        print("usage: python -m portal.embedded [start|stop|status|run -- CMD...]", file=sys.stderr)
         return 2
     return 0
 

@@ -108,6 +108,12 @@ class Namespace(TimeStamped):
         default=0, help_text="Highest seats in use this term (a reset may lower it)."
     )
     max_seats_used_changed_at = models.DateTimeField(null=True, blank=True)
+    usage_counted_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Seat refresh counts only reports from this day on (set by a term start "
+        "or a max seats reset, so older reports cannot undo it).",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -629,3 +635,36 @@ class InvoiceLine(models.Model):
                 )
         if self.invoice_id:
             check_currency_decimals(self.amount, self.invoice.currency, "amount")
+
+
+class JobRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class JobRun(models.Model):
+    """One nightly run for one date: when, what each step did, what went wrong."""
+
+    Status = JobRunStatus
+
+    run_date = models.DateField(help_text="The date the run was for.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=32, default="beat", help_text="beat, command, ...")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    step = models.CharField(max_length=32, blank=True, help_text="The step running now.")
+    progress_done = models.PositiveIntegerField(
+        default=0, help_text="Records the running step has worked through so far."
+    )
+    counts = models.JSONField(default=dict, help_text="Per step: what it did, by outcome.")
+    errors = models.JSONField(default=list, help_text="[{step, subscription, error}]")
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(condition=_in("status", JobRunStatus), name="jobrun_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Nightly run for {self.run_date} ({self.get_status_display()})"

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -128,6 +129,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Local time of day at which beat starts the nightly run ("HH:MM").
 NIGHTLY_RUN_AT = time.fromisoformat(os.environ.get("NIGHTLY_RUN_AT", "02:00"))
+CELERY_BEAT_SCHEDULE = {
+    "nightly-run": {
+        "task": "subscriptions.tasks.nightly_run_task",
+        "schedule": crontab(hour=NIGHTLY_RUN_AT.hour, minute=NIGHTLY_RUN_AT.minute),
+    },
+}
 
 # Approval policy (DOMAIN.md "Max seats reset"): waiving more than this many seats needs
 # an executive as well; a waived amount at or above the currency's threshold needs finance.

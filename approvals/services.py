@@ -1,0 +1,35 @@
+"""Approval request state changes. (The request and decision workflows come with the
+approvals issue; the nightly job already needs expiry.)"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from approvals.models import ApprovalRequest
+from subscriptions.services.history import save_with_reason
+
+PENDING_EXPIRES_AFTER = timedelta(days=30)
+APPROVED_EXPIRES_AFTER = timedelta(days=14)
+
+
+def approval_requests_expire(*, run_date: date, actor=None) -> Counter:
+    """Expire requests pending for 30 days and approved ones not executed within 14."""
+    counts: Counter = Counter()
+    stale = Q(
+        status=ApprovalRequest.Status.PENDING,
+        created_at__date__lte=run_date - PENDING_EXPIRES_AFTER,
+    ) | Q(
+        status=ApprovalRequest.Status.APPROVED,
+        decided_at__date__lte=run_date - APPROVED_EXPIRES_AFTER,
+    )
+    with transaction.atomic():
+        for request in ApprovalRequest.objects.select_for_update(skip_locked=True).filter(stale):
+            was = request.status
+            request.status = ApprovalRequest.Status.EXPIRED
+            save_with_reason(request, ["status"], reason=f"expired ({was} too long)", actor=actor)
+            counts[f"expired:{was}"] += 1
+    return counts

@@ -1,0 +1,53 @@
+"""Writing invoices: the portal's append-only ledger.
+
+Every invoice carries an idempotency key naming what it is for, so a retried or raced
+job finds the invoice it (or another worker) wrote instead of writing a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from simple_history.utils import bulk_create_with_history
+
+from subscriptions.models import Invoice, InvoiceLine, Subscription
+
+
+@dataclass
+class InvoiceSpec:
+    subscription: Subscription
+    issue_date: date
+    key: str
+    lines: list[dict] = field(default_factory=list)
+
+
+def invoices_write(*, specs: list[InvoiceSpec], actor=None, reason: str = "") -> dict[str, Invoice]:
+    """Write the invoices whose keys are new, with their lines, in a constant number of
+    queries. Returns every key's invoice, new or found. Call inside a transaction."""
+    if not specs:
+        return {}
+    keys = [spec.key for spec in specs]
+    found = {inv.idempotency_key: inv for inv in Invoice.objects.filter(idempotency_key__in=keys)}
+    new_specs = [spec for spec in specs if spec.key not in found]
+    invoices = [
+        Invoice(
+            customer_id=spec.subscription.customer_id,
+            subscription=spec.subscription,
+            issue_date=spec.issue_date,
+            currency=spec.subscription.currency,
+            idempotency_key=spec.key,
+        )
+        for spec in new_specs
+    ]
+    invoices = bulk_create_with_history(
+        invoices, Invoice, default_user=actor, default_change_reason=reason
+    )
+    lines = [
+        InvoiceLine(invoice=invoice, **line)
+        for invoice, spec in zip(invoices, new_specs, strict=True)
+        for line in spec.lines
+    ]
+    bulk_create_with_history(lines, InvoiceLine, default_user=actor, default_change_reason=reason)
+    found.update({inv.idempotency_key: inv for inv in invoices})
+    return found

@@ -1,0 +1,142 @@
+"""Renewals: the annual true-up for subscriptions not on QSR, the new term, the seat
+statistics reset, and the end of temporary QSR pauses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+
+from subscriptions import billing
+from subscriptions.models import InvoiceLine, Subscription
+from subscriptions.services.history import save_with_reason
+from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.reconciliations import OnBatch, chunks
+
+
+def subscriptions_renew_due(
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+) -> Counter:
+    """Renew every active subscription whose term ended on or before `run_date`."""
+    ids = list(
+        Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    counts: Counter = Counter()
+    for batch in chunks(ids, 200):
+        with transaction.atomic():
+            subs = (
+                Subscription.objects.select_for_update(skip_locked=True, of=("self", "namespace"))
+                .filter(pk__in=batch, status=Subscription.Status.ACTIVE, term_end__lte=run_date)
+                .select_related("namespace")
+            )
+            for sub in subs:
+                while sub.term_end <= run_date:  # a missed year or two renews in turn
+                    counts += _renew(sub, actor=actor)
+        if on_batch:
+            on_batch(len(batch))
+    counts += qsr_pauses_end(run_date=run_date, actor=actor)
+    return counts
+
+
+def _renew(sub: Subscription, *, actor) -> Counter:
+    counts: Counter = Counter()
+    namespace = sub.namespace
+    old_start, old_end = sub.term_start, sub.term_end
+    reason = f"renewal of the term {old_start} to {old_end}"
+    specs = []
+    eligible = billing.is_qsr_eligible(
+        term_months=sub.term_months,
+        channel=sub.channel,
+        payment_method=sub.payment_method,
+        program=sub.program,
+        offline_license=sub.offline_license,
+    )
+    if not eligible:
+        overage = billing.qsr_overage(max_seats_used=namespace.max_seats_used, paid_seats=sub.seats)
+        amount = billing.annual_true_up(
+            max_seats_used=namespace.max_seats_used,
+            paid_seats=sub.seats,
+            annual_unit_price=sub.annual_unit_price,
+            currency=sub.currency,
+        )
+        if overage:
+            specs.append(
+                InvoiceSpec(
+                    subscription=sub,
+                    issue_date=old_end,
+                    key=f"true-up:{sub.pk}:{old_start}",
+                    lines=[
+                        {
+                            "kind": InvoiceLine.Kind.ANNUAL_TRUE_UP,
+                            "description": f"Annual true-up: {overage} seats over {sub.seats}",
+                            "quantity": overage,
+                            "unit_price": sub.annual_unit_price,
+                            "period_start": old_start,
+                            "period_end": old_end,
+                            "amount": amount,
+                        }
+                    ],
+                )
+            )
+            sub.seats += overage
+            counts["trued_up"] += 1
+    sub.term_start = old_end
+    sub.term_end = billing.add_months(old_end, sub.term_months)
+    specs.append(
+        InvoiceSpec(
+            subscription=sub,
+            issue_date=sub.term_start,
+            key=f"recurring:{sub.pk}:{sub.term_start}",
+            lines=[
+                {
+                    "kind": InvoiceLine.Kind.RECURRING,
+                    "description": f"{sub.get_plan_display()} subscription, renewed",
+                    "quantity": sub.seats,
+                    "unit_price": sub.annual_unit_price,
+                    "period_start": sub.term_start,
+                    "period_end": sub.term_end,
+                    "amount": billing.round_money(sub.seats * sub.annual_unit_price, sub.currency),
+                }
+            ],
+        )
+    )
+    invoices_write(specs=specs, actor=actor, reason=reason)
+    fields = ["seats", "term_start", "term_end"]
+    if sub.qsr_state == Subscription.QsrState.PAUSED:
+        sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None
+        fields += ["qsr_state", "qsr_paused_until"]
+        counts["pause_ended"] += 1
+    save_with_reason(sub, fields, reason=reason, actor=actor)
+    namespace.max_seats_used = namespace.seats_in_use
+    namespace.max_seats_used_changed_at = timezone.now()
+    namespace.usage_counted_from = sub.term_start
+    save_with_reason(
+        namespace,
+        ["max_seats_used", "max_seats_used_changed_at", "usage_counted_from"],
+        reason=reason,
+        actor=actor,
+    )
+    counts["renewed"] += 1
+    return counts
+
+
+def qsr_pauses_end(*, run_date: date, actor=None) -> Counter:
+    """QSR resumes the day after a pause's last day."""
+    counts: Counter = Counter()
+    with transaction.atomic():
+        for sub in Subscription.objects.select_for_update(skip_locked=True).filter(
+            qsr_state=Subscription.QsrState.PAUSED, qsr_paused_until__lt=run_date
+        ):
+            sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None
+            save_with_reason(
+                sub,
+                ["qsr_state", "qsr_paused_until"],
+                reason=f"QSR pause ended ({run_date})",
+                actor=actor,
+            )
+            counts["pause_ended"] += 1
+    return counts

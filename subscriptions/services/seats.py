@@ -1,0 +1,63 @@
+"""Seat refresh: fold the daily usage reports into `seats_in_use` and `max_seats_used`."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.db import connection, transaction
+
+from subscriptions.models import Namespace
+from subscriptions.services.history import history_snapshot
+
+# Self-managed usage arrives late (DOMAIN.md: notices go out six days after the quarter
+# end for that reason), so each night folds the last week of reports, not only today's.
+LATE_REPORT_DAYS = 6
+
+_REFRESH_SQL = """
+WITH window_reports AS (
+    SELECT r.namespace_id, r.date, r.billable_users,
+           GREATEST(COALESCE(n.usage_counted_from, '-infinity'::date),
+                    COALESCE(s.term_start, '-infinity'::date)) AS counted_from
+    FROM subscriptions_seatusagereport r
+    JOIN subscriptions_namespace n ON n.id = r.namespace_id
+    LEFT JOIN subscriptions_subscription s
+        ON s.namespace_id = r.namespace_id AND s.status IN ('active', 'suspended')
+    WHERE r.date BETWEEN %(since)s AND %(until)s
+), agg AS (
+    SELECT namespace_id,
+           (array_agg(billable_users ORDER BY date DESC))[1] AS latest,
+           COALESCE(max(billable_users) FILTER (WHERE date >= counted_from), 0) AS peak
+    FROM window_reports
+    GROUP BY namespace_id
+)
+UPDATE subscriptions_namespace n SET
+    seats_in_use = agg.latest,
+    max_seats_used = GREATEST(n.max_seats_used, agg.peak, agg.latest),
+    max_seats_used_changed_at = CASE
+        WHEN GREATEST(agg.peak, agg.latest) > n.max_seats_used THEN now()
+        ELSE n.max_seats_used_changed_at END,
+    updated_at = now()
+FROM agg
+WHERE n.id = agg.namespace_id
+  AND (n.seats_in_use <> agg.latest OR GREATEST(agg.peak, agg.latest) > n.max_seats_used)
+RETURNING n.id
+"""
+
+
+def seats_refresh(*, run_date: date, actor=None) -> int:
+    """Set each namespace's seats in use to its latest report up to `run_date` and raise
+    its high-water mark to the highest report this term. Idempotent; returns how many
+    namespaces changed.
+
+    Reports dated before `usage_counted_from` (a max seats reset, a new term) are not
+    folded into the high-water mark, so a late refresh cannot undo a waiver.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _REFRESH_SQL,
+                {"since": run_date - timedelta(days=LATE_REPORT_DAYS), "until": run_date},
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        history_snapshot(Namespace, ids=ids, reason=f"seat refresh {run_date}", user=actor)
+    return len(ids)

@@ -1,0 +1,133 @@
+"""Starting and resuming the suspensions that are due, with their proration lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from django.db import transaction
+
+from subscriptions import billing
+from subscriptions.models import InvoiceLine, Subscription, Suspension
+from subscriptions.services.history import save_with_reason
+from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.reconciliations import OnBatch, chunks
+
+
+def _proration(suspension: Suspension) -> billing.ProrationResult:
+    sub = suspension.subscription
+    return billing.suspension_proration(
+        mode=suspension.mode,
+        charge=sub.seats * sub.annual_unit_price,
+        currency=sub.currency,
+        term_start=sub.term_start,
+        term_end=sub.term_end,
+        start=suspension.suspend_date,
+        end=suspension.resume_date,
+        extend_term=suspension.extend_term,
+    )
+
+
+def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSpec:
+    sub = suspension.subscription
+    return InvoiceSpec(
+        subscription=sub,
+        issue_date=line.date,
+        key=f"suspension:{suspension.pk}:{line.kind}",
+        lines=[
+            {
+                "kind": line.kind,
+                "description": f"{suspension.get_mode_display()}: {line.days} of "
+                f"{sub.term_days} days",
+                "quantity": sub.seats,
+                "unit_price": sub.annual_unit_price,
+                "period_start": line.period_start,
+                "period_end": line.period_end,
+                "amount": line.amount,
+                "suspension": suspension,
+            }
+        ],
+    )
+
+
+def _due(status: str, date_field: str, run_date: date) -> list[int]:
+    return list(
+        Suspension.objects.filter(status=status, **{f"{date_field}__lte": run_date})
+        .order_by(date_field, "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def suspensions_start_due(
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+) -> Counter:
+    """Start the scheduled suspensions whose day has come. Credit mode writes the credit
+    for the rest of the term; freeze writes nothing; a free period extends the term now."""
+    counts: Counter = Counter()
+    for batch in chunks(_due("scheduled", "suspend_date", run_date), 200):
+        with transaction.atomic():
+            for suspension in (
+                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
+                .filter(pk__in=batch, status="scheduled")
+                .select_related("subscription")
+            ):
+                counts[_start(suspension, run_date=run_date, actor=actor)] += 1
+        if on_batch:
+            on_batch(len(batch))
+    return counts
+
+
+def _start(suspension: Suspension, *, run_date: date, actor) -> str:
+    sub = suspension.subscription
+    reason = f"suspension {suspension.pk} started ({run_date})"
+    result = _proration(suspension)
+    credits = [line for line in result.lines if line.kind == InvoiceLine.Kind.PRORATION_CREDIT]
+    invoices_write(
+        specs=[_line_spec(suspension, line) for line in credits], actor=actor, reason=reason
+    )
+    if suspension.mode == Suspension.Mode.FREE_PERIOD:
+        sub.term_end = result.new_term_end
+        save_with_reason(sub, ["term_end"], reason=reason, actor=actor)
+    else:
+        sub.status = Subscription.Status.SUSPENDED
+        save_with_reason(sub, ["status"], reason=reason, actor=actor)
+    suspension.status = Suspension.Status.ACTIVE
+    save_with_reason(suspension, ["status"], reason=reason, actor=actor)
+    return "started"
+
+
+def suspensions_resume_due(
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+) -> Counter:
+    """Resume the active suspensions whose resume day has come: charge the rest of the
+    (possibly extended) term in credit mode, and extend the term where asked."""
+    counts: Counter = Counter()
+    for batch in chunks(_due("active", "resume_date", run_date), 200):
+        with transaction.atomic():
+            for suspension in (
+                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
+                .filter(pk__in=batch, status="active")
+                .select_related("subscription")
+            ):
+                counts[_resume(suspension, run_date=run_date, actor=actor)] += 1
+        if on_batch:
+            on_batch(len(batch))
+    return counts
+
+
+def _resume(suspension: Suspension, *, run_date: date, actor) -> str:
+    sub = suspension.subscription
+    reason = f"suspension {suspension.pk} resumed ({run_date})"
+    if suspension.mode != Suspension.Mode.FREE_PERIOD:
+        # The term is as it was at the start: nothing amends a suspended subscription.
+        result = _proration(suspension)
+        charges = [x for x in result.lines if x.kind == InvoiceLine.Kind.PRORATION_CHARGE]
+        invoices_write(
+            specs=[_line_spec(suspension, line) for line in charges], actor=actor, reason=reason
+        )
+        sub.term_end = result.new_term_end
+        sub.status = Subscription.Status.ACTIVE
+        save_with_reason(sub, ["term_end", "status"], reason=reason, actor=actor)
+    suspension.status = Suspension.Status.RESUMED
+    save_with_reason(suspension, ["status"], reason=reason, actor=actor)
+    return "resumed"
