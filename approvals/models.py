@@ -9,11 +9,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from subscriptions.billing import CURRENCIES
 from subscriptions.models import CURRENCY_CHOICES, MONEY, Reconciliation, Subscription, TimeStamped
 
 
@@ -95,13 +97,14 @@ class ApprovalRequest(TimeStamped):
             models.CheckConstraint(
                 condition=Q(amount_at_stake__gte=0), name="approval_amount_non_negative"
             ),
+            models.CheckConstraint(condition=Q(currency__in=CURRENCIES), name="approval_currency"),
             models.CheckConstraint(
                 condition=~Q(kind="qsr_refund") | Q(reconciliation__isnull=False),
                 name="approval_refund_names_reconciliation",
                 violation_error_message="A refund request names the reconciliation refunded.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="free_period") | Q(free_days__gt=0),
+                condition=~Q(kind="free_period") | Q(free_days__isnull=False, free_days__gt=0),
                 name="approval_free_period_has_days",
                 violation_error_message="A free period needs a number of days.",
             ),
@@ -119,6 +122,22 @@ class ApprovalRequest(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.executed_by_id and self.executed_by_id == self.requester_id:
+            errors["executed_by"] = "Whoever executes a request did not request it."
+        if self.status == ApprovalStatus.EXECUTED:
+            if not self.executed_by_id:
+                errors["executed_by"] = "An executed request records who executed it."
+            if not self.executed_at:
+                errors["executed_at"] = "An executed request records when it was executed."
+        if self.kind == ApprovalKind.QSR_REFUND and not self.reconciliation_id:
+            errors["reconciliation"] = "A refund request names the reconciliation refunded."
+        if self.kind == ApprovalKind.FREE_PERIOD and not self.free_days:
+            errors["free_days"] = "A free period needs a number of days."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ApprovalDecision(models.Model):

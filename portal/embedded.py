@@ -28,7 +28,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var")).resolve()
 PGDATA = VAR_DIR / "pgdata"
 REDIS_DIR = VAR_DIR / "redis"
-DATABASE_NAME = "portal"
+DATABASE_NAME = os.environ.get("PORTAL_DB_NAME", "portal")
 
 # sun_path holds 108 bytes on Linux; leave room for PostgreSQL's ".s.PGSQL.5432".
 _MAX_SOCKET_PATH = 100

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateRangeField, RangeOperators
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
@@ -126,12 +126,14 @@ class Namespace(TimeStamped):
                 fields=["name"],
                 condition=Q(kind="saas"),
                 name="namespace_saas_path_unique",
+                violation_error_code="unique",
                 violation_error_message="A SaaS group with this path exists already.",
             ),
             models.UniqueConstraint(
                 fields=["license_key"],
                 condition=Q(kind="self_managed"),
                 name="namespace_license_key_unique",
+                violation_error_code="unique",
                 violation_error_message="An instance with this license key exists already.",
             ),
             models.CheckConstraint(
@@ -291,6 +293,9 @@ class Subscription(TimeStamped):
                 condition=_in("status", SubscriptionStatus), name="subscription_status"
             ),
             models.CheckConstraint(
+                condition=_in("plan", SubscriptionPlan), name="subscription_plan"
+            ),
+            models.CheckConstraint(
                 condition=_in("qsr_state", SubscriptionQsrState), name="subscription_qsr"
             ),
             models.CheckConstraint(
@@ -316,6 +321,7 @@ class Subscription(TimeStamped):
                 fields=["namespace"],
                 condition=Q(status__in=["active", "suspended"]),
                 name="subscription_one_live_per_namespace",
+                violation_error_code="unique",
                 violation_error_message="This namespace already has a live subscription.",
             ),
         ]
@@ -375,7 +381,9 @@ class Reconciliation(TimeStamped):
         Subscription, on_delete=models.PROTECT, related_name="reconciliations"
     )
     term_start = models.DateField()
-    quarter = models.PositiveSmallIntegerField()
+    quarter = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
     reconciliation_date = models.DateField()
     notify_date = models.DateField()
     invoice_date = models.DateField()
@@ -409,6 +417,9 @@ class Reconciliation(TimeStamped):
                 condition=Q(quarter__gte=1, quarter__lte=3), name="reconciliation_quarter_1_3"
             ),
             models.CheckConstraint(
+                condition=Q(currency__in=CURRENCIES), name="reconciliation_currency"
+            ),
+            models.CheckConstraint(
                 condition=_in("status", ReconciliationStatus), name="reconciliation_status"
             ),
             models.CheckConstraint(
@@ -440,6 +451,17 @@ class Reconciliation(TimeStamped):
 
     def __str__(self) -> str:
         return f"Q{self.quarter} {self.reconciliation_date} · {self.subscription}"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.status == self.Status.SKIPPED and not self.skip_reason:
+            errors["skip_reason"] = "A skipped reconciliation needs a reason."
+        elif self.status != self.Status.SKIPPED and self.skip_reason:
+            errors["skip_reason"] = "Only a skipped reconciliation has a skip reason."
+        if self.overage_seats is not None and self.refunded_seats > self.overage_seats:
+            errors["refunded_seats"] = "Cannot refund more seats than the overage."
+        if errors:
+            raise ValidationError(errors)
 
 
 class SuspensionMode(models.TextChoices):
@@ -507,6 +529,17 @@ class Suspension(TimeStamped):
     @property
     def days(self) -> int:
         return days_between(self.suspend_date, self.resume_date)
+
+    def validate_constraints(self, exclude=None):
+        # Django 5.2 raises FieldError instead of validating when a field of an
+        # ExclusionConstraint's condition is excluded (ticket #36222).
+        exclude = set(exclude or ())
+        if "status" in exclude:
+            if self.status in self.Status.values:
+                exclude.discard("status")  # still tell a status-less form about an overlap
+            else:
+                exclude |= {"suspend_date", "resume_date"}  # clean_fields reported the status
+        super().validate_constraints(exclude=exclude)
 
     def clean(self) -> None:
         if self.mode in (self.Mode.FREEZE, self.Mode.FREE_PERIOD):

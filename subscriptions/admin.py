@@ -1,0 +1,457 @@
+"""Admin for customers, namespaces, usage, subscriptions, reconciliations, suspensions and
+the invoice ledger.
+
+The admin shows records and lets staff fix plain data. Whatever a service or a nightly
+job owns (seat counts, QSR state, reconciliations, the ledger) is read-only here, so the
+only way to change it stays the service that checks and records the change.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from subscriptions.billing import format_money, qsr_ineligibility_reasons
+from subscriptions.models import (
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Namespace,
+    Reconciliation,
+    SeatUsageReport,
+    Subscription,
+    Suspension,
+)
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    """An amount with its currency; "—" while a record has no amount yet."""
+    return "—" if amount is None else format_money(amount, currency)
+
+
+class PortalAdmin(SimpleHistoryAdmin):
+    """Base of every portal admin: history view, no bulk delete, no revert."""
+
+    list_per_page = 50
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # ticket links
+    # Fields other records copied when they were written (e.g. the currency): fixed
+    # once the record exists.
+    readonly_once_created: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        readonly = tuple(self.readonly_fields)
+        return readonly if obj is None else (*readonly, *self.readonly_once_created)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        # Every record here owns money or seats; a bulk delete skips the per-object
+        # confirmation that shows what else would go with it.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def revert_disabled(self, request: HttpRequest, obj=None) -> bool:
+        # A revert saves a whole old version, read-only fields included, which would
+        # let anyone who can view a record rewrite seat counts, QSR state or the ledger.
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("Old versions can be viewed, not restored.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def save_model(self, request, obj, form, change) -> None:
+        # The history row records why as well as who: an edit in the admin, and of what.
+        if change:
+            obj._change_reason = "Admin edit: " + (", ".join(form.changed_data) or "no changes")
+        else:
+            obj._change_reason = "Admin: created"
+        super().save_model(request, obj, form, change)
+
+
+class ViewOnly:
+    """For admins and inlines of records only services write: view, never edit."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class LedgerAdmin(ViewOnly, PortalAdmin):
+    """The append-only ledger and the records services keep: viewable, never editable."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        # Read-only by field as well, should anyone loosen the permissions above.
+        fields = [field.name for field in self.model._meta.concrete_fields]
+        return [*fields, *self.readonly_fields]
+
+
+class SubscriptionColumns:
+    """Customer and namespace columns for records that hang off a subscription."""
+
+    @admin.display(description="Customer", ordering="subscription__customer__name")
+    def customer(self, obj) -> Customer:
+        return obj.subscription.customer
+
+    @admin.display(description="Namespace", ordering="subscription__namespace__name")
+    def namespace(self, obj) -> Namespace:
+        return obj.subscription.namespace
+
+
+@admin.register(Customer)
+class CustomerAdmin(PortalAdmin):
+    list_display = ("name", "billing_email", "currency", "owner", "updated_at")
+    list_select_related = ("owner",)
+    list_filter = ("currency", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "billing_email", "id__exact")
+    autocomplete_fields = ("owner",)
+    readonly_fields = ("created_at", "updated_at")
+    readonly_once_created = ("currency",)
+
+
+@admin.register(Namespace)
+class NamespaceAdmin(PortalAdmin):
+    list_display = (
+        "name",
+        "kind",
+        "customer",
+        "license_key",
+        "seats_in_use",
+        "max_seats_used",
+        "max_seats_used_changed_at",
+    )
+    list_select_related = ("customer",)
+    list_filter = ("kind",)
+    search_fields = ("name", "license_key", "instance_id", "customer__name", "id__exact")
+    autocomplete_fields = ("customer",)
+    # Seat refresh and max-seats resets own these; a typo here would bill a customer.
+    readonly_fields = (
+        "seats_in_use",
+        "max_seats_used",
+        "max_seats_used_changed_at",
+        "created_at",
+        "updated_at",
+    )
+
+
+@admin.register(SeatUsageReport)
+class SeatUsageReportAdmin(PortalAdmin):
+    list_display = (
+        "namespace",
+        "customer",
+        "date",
+        "billable_users",
+        "max_historical_user_count",
+        "instance_id",
+        "received_at",
+    )
+    list_select_related = ("namespace__customer",)
+    list_filter = ("namespace__kind",)
+    search_fields = ("namespace__name", "namespace__license_key", "instance_id", "id__exact")
+    date_hierarchy = "date"
+    ordering = ("-date",)
+    raw_id_fields = ("namespace",)
+    readonly_fields = ("received_at",)
+    # One count over ~100k rows per page is enough; the unfiltered total adds a second.
+    show_full_result_count = False
+
+    @admin.display(description="Customer", ordering="namespace__customer__name")
+    def customer(self, obj: SeatUsageReport) -> Customer:
+        return obj.namespace.customer
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(PortalAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "namespace",
+        "plan",
+        "seats",
+        "unit_price",
+        "term_start",
+        "term_end",
+        "status",
+        "qsr_status",
+    )
+    list_display_links = ("id", "customer")
+    list_select_related = ("customer", "namespace")
+    list_filter = (
+        "status",
+        "qsr_state",
+        "plan",
+        "currency",
+        "channel",
+        "payment_method",
+        "program",
+        "offline_license",
+        "term_months",
+    )
+    search_fields = (
+        "customer__name",
+        "customer__billing_email",
+        "namespace__name",
+        "namespace__license_key",
+        "id__exact",
+    )
+    date_hierarchy = "term_end"
+    autocomplete_fields = ("customer", "namespace")
+    readonly_once_created = ("currency",)
+    readonly_fields = (
+        "qsr_status",
+        "unit_price",
+        # QSR changes go through guarded services (a bug link, an approved pause).
+        "qsr_state",
+        "qsr_paused_until",
+        "qsr_bug_url",
+        "qsr_ticket_url",
+        "qsr_changed_by",
+        "qsr_changed_at",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": (("customer", "namespace"), ("plan", "status"))}),
+        ("Seats and price", {"fields": (("seats", "annual_unit_price", "currency"), "unit_price")}),
+        ("Term", {"fields": (("term_start", "term_end", "term_months"),)}),
+        (
+            "QSR eligibility",
+            {"fields": (("channel", "payment_method", "program"), "offline_license")},
+        ),
+        (
+            "QSR",
+            {
+                "fields": (
+                    "qsr_status",
+                    ("qsr_state", "qsr_paused_until"),
+                    ("qsr_bug_url", "qsr_ticket_url"),
+                    ("qsr_changed_by", "qsr_changed_at"),
+                )
+            },
+        ),
+        ("Record", {"fields": (("created_at", "updated_at"),)}),
+    )
+
+    @admin.display(description="Price per seat a year", ordering="annual_unit_price")
+    def unit_price(self, obj: Subscription) -> str:
+        return money(obj.annual_unit_price, obj.currency)
+
+    @admin.display(description="QSR")
+    def qsr_status(self, obj: Subscription) -> str:
+        """QSR as billing sees it: eligibility first, since an ineligible term has no QSR."""
+        reasons = qsr_ineligibility_reasons(
+            term_months=obj.term_months,
+            channel=obj.channel,
+            payment_method=obj.payment_method,
+            program=obj.program,
+            offline_license=obj.offline_license,
+        )
+        if reasons:
+            return "Ineligible: " + ", ".join(reasons)
+        if obj.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG:
+            return format_html('<a href="{}" rel="noopener">Disabled for bug</a>', obj.qsr_bug_url)
+        if obj.qsr_state == Subscription.QsrState.PAUSED:
+            return f"Paused until {obj.qsr_paused_until.isoformat()}"
+        return "Enabled"
+
+
+class InvoiceLineColumns:
+    @admin.display(description="Unit price", ordering="unit_price")
+    def unit_price_display(self, line: InvoiceLine) -> str:
+        return money(line.unit_price, line.invoice.currency)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, line: InvoiceLine) -> str:
+        return money(line.amount, line.invoice.currency)
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "namespace",
+        "quarter",
+        "reconciliation_date",
+        "status",
+        "skip_reason",
+        "overage_seats",
+        "amount_display",
+        "invoice_date",
+    )
+    list_select_related = ("subscription__customer", "subscription__namespace")
+    list_filter = ("status", "skip_reason", "quarter", "currency")
+    search_fields = (
+        "subscription__customer__name",
+        "subscription__namespace__name",
+        "subscription__namespace__license_key",
+        "id__exact",
+        "subscription__id__exact",
+    )
+    date_hierarchy = "reconciliation_date"
+    readonly_fields = ("unit_price_display", "amount_display")
+    fields = (
+        "subscription",
+        ("term_start", "quarter"),
+        ("status", "skip_reason", "attempts"),
+        "failure_reason",
+        ("reconciliation_date", "notify_date", "invoice_date"),
+        ("notified_at", "invoiced_at"),
+        ("seats_paid", "max_seats_used", "overage_seats", "refunded_seats"),
+        ("unit_price_display", "remaining_quarters", "amount_display"),
+    )
+
+    @admin.display(description="Price per seat a year", ordering="annual_unit_price")
+    def unit_price_display(self, obj: Reconciliation) -> str:
+        return money(obj.annual_unit_price, obj.currency)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Reconciliation) -> str:
+        return money(obj.amount, obj.currency)
+
+
+@admin.register(Suspension)
+class SuspensionAdmin(SubscriptionColumns, PortalAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "namespace",
+        "mode",
+        "suspend_date",
+        "resume_date",
+        "days",
+        "extend_term",
+        "status",
+    )
+    list_select_related = ("subscription__customer", "subscription__namespace")
+    list_filter = ("status", "mode", "extend_term")
+    search_fields = (
+        "subscription__customer__name",
+        "subscription__namespace__name",
+        "ticket_url",
+        "id__exact",
+    )
+    date_hierarchy = "suspend_date"
+    autocomplete_fields = ("subscription",)
+    # The suspension job starts and resumes suspensions and writes their proration lines.
+    readonly_fields = ("status", "created_at", "updated_at")
+
+    @admin.display(description="Days")
+    def days(self, obj: Suspension) -> int:
+        return obj.days
+
+
+class InvoiceLineInline(ViewOnly, InvoiceLineColumns, admin.TabularInline):
+    model = InvoiceLine
+    fields = ("kind", "description", "quantity", "unit_price_display", "amount_display")
+    readonly_fields = fields
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InvoiceLine]:
+        return super().get_queryset(request).select_related("invoice")
+
+
+class CreditMemoFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return (("invoice", "Invoice"), ("credit_memo", "Credit memo"))
+
+    def queryset(self, request, queryset):
+        # `total` is the annotation InvoiceAdmin.get_queryset adds.
+        if self.value() == "credit_memo":
+            return queryset.filter(total__lt=0)
+        if self.value() == "invoice":
+            return queryset.filter(total__gte=0)
+        return queryset
+
+
+INVOICE_NUMBER = re.compile(r"^INV-0*(\d+)$", re.IGNORECASE)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(LedgerAdmin):
+    list_display = ("number", "customer", "issue_date", "currency", "total_display", "credit_memo")
+    list_select_related = ("customer",)
+    list_filter = (CreditMemoFilter, "currency")
+    search_fields = ("customer__name", "customer__billing_email", "idempotency_key", "id__exact")
+    search_help_text = "Customer, billing email, invoice number (INV-0000012) or key."
+    date_hierarchy = "issue_date"
+    inlines = (InvoiceLineInline,)
+    fields = (
+        ("number", "issue_date"),
+        ("customer", "subscription"),
+        ("total_display", "credit_memo"),
+        ("idempotency_key", "created_at"),
+    )
+    readonly_fields = ("number", "total_display", "credit_memo")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
+        # The totals come with the page in one query instead of one sum per row.
+        return super().get_queryset(request).with_totals()
+
+    def get_search_results(self, request, queryset, search_term):
+        match = INVOICE_NUMBER.match(search_term.strip())
+        if match:
+            return queryset.filter(pk=int(match.group(1))), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Number", ordering="id")
+    def number(self, obj: Invoice) -> str:
+        return obj.number
+
+    @admin.display(description="Total", ordering="total")
+    def total_display(self, obj: Invoice) -> str:
+        # A historical version (history page) carries no annotation.
+        return money(getattr(obj, "total", None), obj.currency)
+
+    @admin.display(description="Credit memo", boolean=True)
+    def credit_memo(self, obj: Invoice) -> bool | None:
+        total = getattr(obj, "total", None)
+        return None if total is None else total < 0
+
+
+@admin.register(InvoiceLine)
+class InvoiceLineAdmin(InvoiceLineColumns, LedgerAdmin):
+    list_display = (
+        "id",
+        "invoice",
+        "customer",
+        "kind",
+        "description",
+        "quantity",
+        "unit_price_display",
+        "period_start",
+        "period_end",
+        "amount_display",
+    )
+    # The currency of every amount is the invoice's, fetched with the row.
+    list_select_related = ("invoice__customer",)
+    list_filter = ("kind", "invoice__currency")
+    search_fields = ("invoice__customer__name", "description", "invoice__id__exact", "id__exact")
+    date_hierarchy = "period_start"
+    fields = (
+        ("invoice", "kind"),
+        "description",
+        ("quantity", "unit_price_display", "amount_display"),
+        ("period_start", "period_end"),
+        ("reconciliation", "suspension"),
+    )
+    readonly_fields = ("unit_price_display", "amount_display")
+
+    @admin.display(description="Customer", ordering="invoice__customer__name")
+    def customer(self, obj: InvoiceLine) -> Customer:
+        return obj.invoice.customer
