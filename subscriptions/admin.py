@@ -455,3 +455,6 @@ class InvoiceLineAdmin(InvoiceLineColumns, LedgerAdmin):
     @admin.display(description="Customer", ordering="invoice__customer__name")
     def customer(self, obj: InvoiceLine) -> Customer:
         return obj.invoice.customer
+
+
+from subscriptions import admin_jobs  # noqa: E402, F401  (registers the job run admin)

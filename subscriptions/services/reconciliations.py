@@ -53,7 +53,8 @@ class AddMonths(Func):
         super().__init__(expression, months=months)
 
 
-def chunks(ids: Sequence[int], size: int = BATCH_SIZE) -> Iterable[Sequence[int]]:
+def chunks(ids: Sequence[int], size: int | None = None) -> Iterable[Sequence[int]]:
+    size = size or BATCH_SIZE
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
@@ -352,7 +353,8 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             specs.append(
                 InvoiceSpec(
                     subscription=sub,
-                    issue_date=run_date,
+                    # Dated for its invoice day, also when a missed night is caught up.
+                    issue_date=recon.invoice_date,
                     key=f"qsr:{recon.pk}",
                     lines=[
                         {

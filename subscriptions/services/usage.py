@@ -58,9 +58,10 @@ REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
 # imports of the same day must not interleave.
 _ADVISORY_LOCK_KEY = 0x5EA7_05A6
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_WHOLE = re.compile(r"\d+")
-_NEGATIVE = re.compile(r"-\d+")
+# ASCII digits only: int() and fromisoformat() also take full-width or Arabic-Indic digits.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WHOLE = re.compile(r"[0-9]+")
+_NEGATIVE = re.compile(r"-[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
