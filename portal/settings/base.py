@@ -129,12 +129,16 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Local time of day at which beat starts the nightly run ("HH:MM").
 NIGHTLY_RUN_AT = time.fromisoformat(os.environ.get("NIGHTLY_RUN_AT", "02:00"))
+# NIGHTLY_RUN_EVERY_SECONDS replaces the daily time with an interval (demos, tests).
+NIGHTLY_RUN_EVERY_SECONDS = int(os.environ.get("NIGHTLY_RUN_EVERY_SECONDS", "0"))
 CELERY_BEAT_SCHEDULE = {
     "nightly-run": {
         "task": "subscriptions.tasks.nightly_run_task",
-        "schedule": crontab(hour=NIGHTLY_RUN_AT.hour, minute=NIGHTLY_RUN_AT.minute),
+        "schedule": NIGHTLY_RUN_EVERY_SECONDS
+        or crontab(hour=NIGHTLY_RUN_AT.hour, minute=NIGHTLY_RUN_AT.minute),
     },
 }
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # Approval policy (DOMAIN.md "Max seats reset"): waiving more than this many seats needs
 # an executive as well; a waived amount at or above the currency's threshold needs finance.
