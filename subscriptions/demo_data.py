@@ -460,6 +460,9 @@ def _reconciliations(
                 recon.status, recon.skip_reason = Reconciliation.Status.SKIPPED, skip
                 recon.save()
                 continue
+            if notify > anchor:
+                recon.save()  # scheduled: priced by the nightly job on its notice day
+                continue
             window = p["usage"][(sub.term_start - first_day).days : (when - first_day).days]
             result = billing.qsr_reconcile(
                 quarter=quarter,
@@ -481,7 +484,7 @@ def _reconciliations(
                 recon.notified_at = datetime.combine(notify, datetime.min.time(), UTC)
                 recon.invoiced_at = datetime.combine(recon.invoice_date, datetime.min.time(), UTC)
                 paid = result.new_paid_seats
-            elif recon.notify_date <= anchor:
+            else:
                 recon.status = Reconciliation.Status.PENDING
                 recon.notified_at = datetime.combine(notify, datetime.min.time(), UTC)
             recon.save()
