@@ -50,12 +50,26 @@ def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSp
     )
 
 
-def _due(status: str, date_field: str, run_date: date) -> list[int]:
-    return list(
+def _process_due(*, status: str, date_field: str, run_date: date, handle, on_batch) -> Counter:
+    """Apply `handle` to each suspension in `status` whose `date_field` has come, in
+    locked batches; returns counts of what `handle` reports."""
+    ids = list(
         Suspension.objects.filter(status=status, **{f"{date_field}__lte": run_date})
         .order_by(date_field, "pk")
         .values_list("pk", flat=True)
     )
+    counts: Counter = Counter()
+    for batch in chunks(ids, 200):
+        with transaction.atomic():
+            for suspension in (
+                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
+                .filter(pk__in=batch, status=status)
+                .select_related("subscription")
+            ):
+                counts[handle(suspension)] += 1
+        if on_batch:
+            on_batch(len(batch))
+    return counts
 
 
 def suspensions_start_due(
@@ -63,18 +77,13 @@ def suspensions_start_due(
 ) -> Counter:
     """Start the scheduled suspensions whose day has come. Credit mode writes the credit
     for the rest of the term; freeze writes nothing; a free period extends the term now."""
-    counts: Counter = Counter()
-    for batch in chunks(_due("scheduled", "suspend_date", run_date), 200):
-        with transaction.atomic():
-            for suspension in (
-                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
-                .filter(pk__in=batch, status="scheduled")
-                .select_related("subscription")
-            ):
-                counts[_start(suspension, run_date=run_date, actor=actor)] += 1
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+    return _process_due(
+        status="scheduled",
+        date_field="suspend_date",
+        run_date=run_date,
+        handle=lambda s: _start(s, run_date=run_date, actor=actor),
+        on_batch=on_batch,
+    )
 
 
 def _start(suspension: Suspension, *, run_date: date, actor) -> str:
@@ -101,18 +110,13 @@ def suspensions_resume_due(
 ) -> Counter:
     """Resume the active suspensions whose resume day has come: charge the rest of the
     (possibly extended) term in credit mode, and extend the term where asked."""
-    counts: Counter = Counter()
-    for batch in chunks(_due("active", "resume_date", run_date), 200):
-        with transaction.atomic():
-            for suspension in (
-                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
-                .filter(pk__in=batch, status="active")
-                .select_related("subscription")
-            ):
-                counts[_resume(suspension, run_date=run_date, actor=actor)] += 1
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+    return _process_due(
+        status="active",
+        date_field="resume_date",
+        run_date=run_date,
+        handle=lambda s: _resume(s, run_date=run_date, actor=actor),
+        on_batch=on_batch,
+    )
 
 
 def _resume(suspension: Suspension, *, run_date: date, actor) -> str:

@@ -8,12 +8,12 @@ fault and why) and a write that skips validation (the database refuses, nothing 
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, transaction
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 from simple_history.utils import update_change_reason
 
 from approvals.models import ApprovalDecision, ApprovalRequest
+from tests.assertions import assert_db_rejects, assert_invalid
 from tests.factories import (
     ApprovalDecisionFactory,
     ApprovalRequestFactory,
@@ -23,23 +23,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_invalid(obj, field: str, fragment: str) -> None:
-    """`full_clean()` rejects `obj` with an error on `field` only, saying `fragment`."""
-    with pytest.raises(ValidationError) as excinfo:
-        obj.full_clean()
-    errors = excinfo.value.message_dict
-    assert list(errors) == [field], errors
-    assert any(fragment in message for message in errors[field]), errors
-
-
-def assert_db_rejects(model, write, constraint: str) -> None:
-    """`write()` (which skips validation) fails on `constraint` and stores nothing."""
-    before = list(model.objects.order_by("pk").values())
-    with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        write()
-    assert list(model.objects.order_by("pk").values()) == before
 
 
 # --- Valid records and their history ----------------------------------------------------

@@ -7,9 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from subscriptions.models import (
     Customer,
@@ -21,6 +18,8 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from tests.assertions import admin_url as url
+from tests.assertions import assert_changelist_queries_constant, shown
 from tests.factories import (
     CustomerFactory,
     InvoiceFactory,
@@ -35,15 +34,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def url(model, view="changelist", *args):
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-def shown(response) -> set[int]:
-    """Primary keys of the rows on a changelist page."""
-    return {obj.pk for obj in response.context["cl"].result_list}
 
 
 def processed_reconciliation(**kwargs):
@@ -92,19 +82,9 @@ PINNED_QUERIES = {
 def test_changelist_queries_do_not_grow_with_rows(
     admin_client, django_assert_max_num_queries, model
 ):
-    admin_client.get(url(model))  # warm per-process caches (content types)
-    for _ in range(3):
-        MAKERS[model]()
-    with CaptureQueriesContext(connection) as few:
-        assert admin_client.get(url(model)).status_code == 200
-
-    for _ in range(22):
-        MAKERS[model]()
-    with django_assert_max_num_queries(PINNED_QUERIES[model]) as many:
-        response = admin_client.get(url(model))
-
-    assert len(shown(response)) == 25
-    assert len(many) == len(few)
+    assert_changelist_queries_constant(
+        admin_client, model, MAKERS[model], PINNED_QUERIES[model], django_assert_max_num_queries
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.test import RequestFactory
 from simple_history.middleware import HistoryRequestMiddleware
 from simple_history.utils import update_change_reason
@@ -24,6 +24,7 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from tests.assertions import assert_db_rejects, assert_invalid
 from tests.factories import (
     CustomerFactory,
     InvoiceFactory,
@@ -42,23 +43,6 @@ pytestmark = pytest.mark.django_db
 # The default subscription's term (tests/factories.py).
 TERM_START = date(2026, 1, 1)
 TERM_END = date(2027, 1, 1)
-
-
-def assert_invalid(obj, field: str, fragment: str) -> None:
-    """`full_clean()` rejects `obj` with an error on `field` only, saying `fragment`."""
-    with pytest.raises(ValidationError) as excinfo:
-        obj.full_clean()
-    errors = excinfo.value.message_dict
-    assert list(errors) == [field], errors
-    assert any(fragment in message for message in errors[field]), errors
-
-
-def assert_db_rejects(model, write, constraint: str) -> None:
-    """`write()` (which skips validation) fails on `constraint` and stores nothing."""
-    before = list(model.objects.order_by("pk").values())
-    with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        write()
-    assert list(model.objects.order_by("pk").values()) == before
 
 
 def new_subscription(**kwargs) -> Subscription:
