@@ -16,7 +16,7 @@ PENDING_EXPIRES_AFTER = timedelta(days=30)
 APPROVED_EXPIRES_AFTER = timedelta(days=14)
 
 
-def approval_requests_expire(*, run_date: date, actor=None) -> Counter:
+def approval_requests_expire(*, run_date: date, actor=None, only=None) -> Counter:
     """Expire requests pending for 30 days and approved ones not executed within 14."""
     counts: Counter = Counter()
     stale = Q(
@@ -26,8 +26,11 @@ def approval_requests_expire(*, run_date: date, actor=None) -> Counter:
         status=ApprovalRequest.Status.APPROVED,
         decided_at__date__lte=run_date - APPROVED_EXPIRES_AFTER,
     )
+    requests = ApprovalRequest.objects.filter(stale)
+    if only is not None:
+        requests = requests.filter(subscription_id__in=only)
     with transaction.atomic():
-        for request in ApprovalRequest.objects.select_for_update(skip_locked=True).filter(stale):
+        for request in requests.select_for_update(skip_locked=True):
             was = request.status
             request.status = ApprovalRequest.Status.EXPIRED
             save_with_reason(request, ["status"], reason=f"expired ({was} too long)", actor=actor)

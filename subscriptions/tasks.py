@@ -25,5 +25,7 @@ def nightly_run_task(self, run_date: str | None = None) -> dict:
     try:
         result = nightly_run(run_date=day, trigger="beat" if not run_date else "task")
     except NightlyAlreadyRunning as exc:
-        return {"run_date": day.isoformat(), "skipped": str(exc)}
+        # Another run (a manual one, say) holds the lock: come back later rather than
+        # lose the night; whatever that run did is not done twice.
+        raise self.retry(exc=exc, countdown=300, max_retries=12) from exc
     return {"run_date": day.isoformat(), "job_run": result.job_run_id, "counts": result.counts}

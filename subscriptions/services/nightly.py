@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -78,21 +79,28 @@ def nightly_run(
     trigger: str = "command",
     actor=None,
     progress: Progress | None = None,
+    only: Sequence[int] | None = None,
 ) -> NightlyResult:
     """Run every nightly step for `run_date`. With `dry_run`, everything happens inside
     a transaction that is rolled back: the counts say what would happen, nothing is
-    written and no email leaves (emails go out only on commit)."""
+    written and no email leaves (emails go out only on commit).
+
+    `only` limits the run to these subscriptions (a simulation): it touches nothing
+    else and does not take the nightly lock, so it never holds up the real run."""
+    run = partial(
+        _run, run_date=run_date, trigger=trigger, actor=actor, progress=progress, only=only
+    )
+    if only is not None:
+        return run()
     if not _try_lock():
         raise NightlyAlreadyRunning(f"a nightly run is in progress; not starting {run_date}")
     try:
         if not dry_run:
-            return _run(run_date=run_date, trigger=trigger, actor=actor, progress=progress)
+            return run()
         holder: list[NightlyResult] = []
         try:
             with transaction.atomic():
-                holder.append(
-                    _run(run_date=run_date, trigger=trigger, actor=actor, progress=progress)
-                )
+                holder.append(run())
                 raise _DryRunRollback
         except _DryRunRollback:
             pass
@@ -103,7 +111,9 @@ def nightly_run(
         _unlock()
 
 
-def _run(*, run_date: date, trigger: str, actor, progress: Progress | None) -> NightlyResult:
+def _run(
+    *, run_date: date, trigger: str, actor, progress: Progress | None, only: Sequence[int] | None
+) -> NightlyResult:
     job = JobRun.objects.create(run_date=run_date, trigger=trigger)
     counts: dict[str, dict[str, int]] = {}
     errors: list[dict] = []
@@ -117,26 +127,32 @@ def _run(*, run_date: date, trigger: str, actor, progress: Progress | None) -> N
         return on_batch
 
     steps: dict[str, Callable[[], Counter]] = {
-        "seat_refresh": lambda: Counter(refreshed=seats_refresh(run_date=run_date, actor=actor)),
+        "seat_refresh": lambda: Counter(
+            refreshed=seats_refresh(run_date=run_date, actor=actor, only=only)
+        ),
         "reconciliation_create": lambda: recon.reconciliations_create_due(
-            run_date=run_date, actor=actor, on_batch=track("reconciliation_create")
+            run_date=run_date, actor=actor, on_batch=track("reconciliation_create"), only=only
         ),
         "reconciliation_notify": lambda: recon.reconciliations_notify_due(
-            run_date=run_date, actor=actor, on_batch=track("reconciliation_notify")
+            run_date=run_date, actor=actor, on_batch=track("reconciliation_notify"), only=only
         ),
         "reconciliation_invoice": lambda: recon.reconciliations_invoice_due(
-            run_date=run_date, actor=actor, on_batch=track("reconciliation_invoice"), errors=errors
+            run_date=run_date,
+            actor=actor,
+            on_batch=track("reconciliation_invoice"),
+            errors=errors,
+            only=only,
         ),
         "suspension_start": lambda: suspensions_start_due(
-            run_date=run_date, actor=actor, on_batch=track("suspension_start")
+            run_date=run_date, actor=actor, on_batch=track("suspension_start"), only=only
         ),
         "suspension_resume": lambda: suspensions_resume_due(
-            run_date=run_date, actor=actor, on_batch=track("suspension_resume")
+            run_date=run_date, actor=actor, on_batch=track("suspension_resume"), only=only
         ),
         "renewal": lambda: subscriptions_renew_due(
-            run_date=run_date, actor=actor, on_batch=track("renewal")
+            run_date=run_date, actor=actor, on_batch=track("renewal"), only=only
         ),
-        "expiry": lambda: approval_requests_expire(run_date=run_date, actor=actor),
+        "expiry": lambda: approval_requests_expire(run_date=run_date, actor=actor, only=only),
     }
     status = JobRun.Status.SUCCEEDED
     for step in STEPS:

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DateField, Exists, F, Func, OuterRef, Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -41,6 +41,12 @@ INVOICE_DELAY = timedelta(days=7)
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
 
 OnBatch = Callable[[int], None]
+# Subscription ids a run is limited to (a simulation), or None for the whole book.
+Only = Sequence[int] | None
+
+
+def _only(queryset, only: Only, field: str = "subscription_id"):
+    return queryset if only is None else queryset.filter(**{f"{field}__in": only})
 
 
 class AddMonths(Func):
@@ -101,7 +107,7 @@ def _due_quarters(sub: Subscription, run_date: date) -> list[tuple[int, date]]:
 
 
 def reconciliations_create_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
 ) -> Counter:
     """Give every quarter end up to `run_date` of every live subscription its record:
     `scheduled`, or `skipped` with the reason. Returns counts by outcome."""
@@ -116,7 +122,7 @@ def reconciliations_create_due(
             exists
         )
     ids = list(
-        Subscription.objects.filter(status__in=LIVE)
+        _only(Subscription.objects.filter(status__in=LIVE), only, "pk")
         .annotate(**annotations)
         .filter(missing)
         .order_by("pk")
@@ -179,12 +185,12 @@ def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
 
 
 def reconciliations_notify_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
 ) -> Counter:
     """Price the scheduled reconciliations whose notice date has come and tell the
     customer: `pending` with a notice, or `processed` at 0.00 when nothing is over."""
     ids = list(
-        Reconciliation.objects.filter(status="scheduled", notify_date__lte=run_date)
+        _only(Reconciliation.objects.filter(status="scheduled", notify_date__lte=run_date), only)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -209,18 +215,20 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     counts: Counter = Counter()
     with transaction.atomic():
         recons = _locked(ids, ["scheduled"])
-        suspended = _suspended_on({r.subscription_id for r in recons}, run_date)
+        peaks = _quarter_peaks(recons)
         notices = []
         for recon in recons:
             sub = recon.subscription
-            reason = skip_reason(sub, on=run_date, suspended=sub.pk in suspended)
+            # Suspension counts on the reconciliation date only (checked when created):
+            # one that starts later does not cancel a quarter already used.
+            reason = skip_reason(sub, on=run_date, suspended=False)
             if reason:
                 recon.status, recon.skip_reason = "skipped", reason
                 counts["skipped:" + reason] += 1
                 continue
             result = billing.qsr_reconcile(
                 quarter=recon.quarter,
-                max_seats_used=sub.namespace.max_seats_used,
+                max_seats_used=peaks.get(recon.pk, sub.namespace.max_seats_used),
                 paid_seats=sub.seats,
                 annual_unit_price=sub.annual_unit_price,
                 currency=sub.currency,
@@ -262,6 +270,41 @@ def _touch(objs: Iterable) -> None:
         obj.updated_at = now
 
 
+_QUARTER_PEAKS_SQL = """
+SELECT v.recon_id, max(r.billable_users)
+FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::date[]) AS v(recon_id, ns_id, since, until)
+JOIN subscriptions_seatusagereport r
+    ON r.namespace_id = v.ns_id AND r.date >= v.since AND r.date < v.until
+GROUP BY v.recon_id
+"""
+
+
+def _quarter_peaks(recons: list[Reconciliation]) -> dict[int, int]:
+    """Max seats used up to each reconciliation's date, in one query for the batch.
+
+    The namespace's high-water mark may already hold days after the quarter end
+    (self-managed notices go out six days late); those belong to the next quarter. It
+    stays the ceiling, so a max seats reset is respected. Namespaces without reports
+    keep their recorded high-water mark.
+    """
+    if not recons:
+        return {}
+    rows = [
+        (
+            r.pk,
+            r.subscription.namespace_id,
+            max(r.term_start, r.subscription.namespace.usage_counted_from or r.term_start),
+            r.reconciliation_date,
+        )
+        for r in recons
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_QUARTER_PEAKS_SQL, [list(column) for column in zip(*rows, strict=True)])
+        peaks = dict(cursor.fetchall())
+    ceiling = {r.pk: r.subscription.namespace.max_seats_used for r in recons}
+    return {pk: min(peak, ceiling[pk]) for pk, peak in peaks.items()}
+
+
 def _notice(recon: Reconciliation) -> EmailMessage:
     sub = recon.subscription
     amount = billing.format_money(recon.amount, recon.currency)
@@ -292,19 +335,21 @@ def _send(messages: list[EmailMessage]) -> None:
 
 
 def reconciliations_invoice_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, errors: list | None = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
     """Invoice the pending reconciliations whose invoice date has come (and retry the
     failed ones): a QSR overage line, and the subscription's seats grow by the overage.
     A pending reconciliation of a paused (or bug-disabled) subscription is skipped."""
-    ids = list(
-        Reconciliation.objects.filter(
-            Q(status="pending") | Q(status="failed", attempts__lt=MAX_ATTEMPTS),
-            invoice_date__lte=run_date,
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    due = Reconciliation.objects.filter(
+        Q(status="pending") | Q(status="failed", attempts__lt=MAX_ATTEMPTS),
+        invoice_date__lte=run_date,
     )
+    ids = list(_only(due, only).order_by("pk").values_list("pk", flat=True))
     counts: Counter = Counter()
     for batch in chunks(ids):
         try:
@@ -339,13 +384,17 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     with transaction.atomic():
         recons = _locked(ids, ["pending", "failed"])
         suspended = _suspended_on({r.subscription_id for r in recons}, run_date)
+        # Nothing amends a suspended subscription: its invoice waits for the resume.
+        deferred = [r for r in recons if r.subscription_id in suspended]
+        counts["deferred:suspended"] += len(deferred)
+        recons = [r for r in recons if r.subscription_id not in suspended]
         subs: dict[int, Subscription] = {}
         specs = []
         to_invoice = []
         for recon in recons:
             # Several quarters of one subscription may be in one batch: share its object.
             sub = subs.setdefault(recon.subscription_id, recon.subscription)
-            reason = skip_reason(sub, on=run_date, suspended=sub.pk in suspended)
+            reason = skip_reason(sub, on=run_date, suspended=False)
             if reason and reason != Reconciliation.SkipReason.INELIGIBLE:
                 recon.status, recon.skip_reason = "skipped", reason
                 counts["skipped:" + reason] += 1

@@ -13,15 +13,19 @@ from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, invoices_write
-from subscriptions.services.reconciliations import OnBatch, chunks
+from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
 
 
 def subscriptions_renew_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
 ) -> Counter:
     """Renew every active subscription whose term ended on or before `run_date`."""
     ids = list(
-        Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date)
+        _only(
+            Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date),
+            only,
+            "pk",
+        )
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -38,7 +42,7 @@ def subscriptions_renew_due(
                     counts += _renew(sub, actor=actor)
         if on_batch:
             on_batch(len(batch))
-    counts += qsr_pauses_end(run_date=run_date, actor=actor)
+    counts += qsr_pauses_end(run_date=run_date, actor=actor, only=only)
     return counts
 
 
@@ -124,13 +128,14 @@ def _renew(sub: Subscription, *, actor) -> Counter:
     return counts
 
 
-def qsr_pauses_end(*, run_date: date, actor=None) -> Counter:
+def qsr_pauses_end(*, run_date: date, actor=None, only: Only = None) -> Counter:
     """QSR resumes the day after a pause's last day."""
     counts: Counter = Counter()
     with transaction.atomic():
-        for sub in Subscription.objects.select_for_update(skip_locked=True).filter(
+        paused = Subscription.objects.filter(
             qsr_state=Subscription.QsrState.PAUSED, qsr_paused_until__lt=run_date
-        ):
+        )
+        for sub in _only(paused, only, "pk").select_for_update(skip_locked=True):
             sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None
             save_with_reason(
                 sub,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from django.db import connection, transaction
 
-from subscriptions.models import Namespace
+from subscriptions.models import Namespace, Subscription
 from subscriptions.services.history import history_snapshot
 
 # Self-managed usage arrives late (DOMAIN.md: notices go out six days after the quarter
@@ -23,6 +24,7 @@ WITH window_reports AS (
     LEFT JOIN subscriptions_subscription s
         ON s.namespace_id = r.namespace_id AND s.status IN ('active', 'suspended')
     WHERE r.date BETWEEN %(since)s AND %(until)s
+      AND (%(namespaces)s::bigint[] IS NULL OR r.namespace_id = ANY(%(namespaces)s::bigint[]))
 ), agg AS (
     SELECT namespace_id,
            (array_agg(billable_users ORDER BY date DESC))[1] AS latest,
@@ -44,10 +46,10 @@ RETURNING n.id
 """
 
 
-def seats_refresh(*, run_date: date, actor=None) -> int:
+def seats_refresh(*, run_date: date, actor=None, only: Sequence[int] | None = None) -> int:
     """Set each namespace's seats in use to its latest report up to `run_date` and raise
     its high-water mark to the highest report this term. Idempotent; returns how many
-    namespaces changed.
+    namespaces changed. `only` limits it to these subscriptions' namespaces.
 
     Reports dated before `usage_counted_from` (a max seats reset, a new term) are not
     folded into the high-water mark, so a late refresh cannot undo a waiver.
@@ -56,7 +58,17 @@ def seats_refresh(*, run_date: date, actor=None) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
                 _REFRESH_SQL,
-                {"since": run_date - timedelta(days=LATE_REPORT_DAYS), "until": run_date},
+                {
+                    "since": run_date - timedelta(days=LATE_REPORT_DAYS),
+                    "until": run_date,
+                    "namespaces": None
+                    if only is None
+                    else list(
+                        Subscription.objects.filter(pk__in=only).values_list(
+                            "namespace_id", flat=True
+                        )
+                    ),
+                },
             )
             ids = [row[0] for row in cursor.fetchall()]
         history_snapshot(Namespace, ids=ids, reason=f"seat refresh {run_date}", user=actor)

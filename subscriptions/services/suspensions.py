@@ -11,7 +11,7 @@ from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, invoices_write
-from subscriptions.services.reconciliations import OnBatch, chunks
+from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
 
 
 def _proration(suspension: Suspension) -> billing.ProrationResult:
@@ -50,11 +50,13 @@ def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSp
     )
 
 
-def _process_due(*, status: str, date_field: str, run_date: date, handle, on_batch) -> Counter:
+def _process_due(
+    *, status: str, date_field: str, run_date: date, handle, on_batch, only: Only
+) -> Counter:
     """Apply `handle` to each suspension in `status` whose `date_field` has come, in
     locked batches; returns counts of what `handle` reports."""
     ids = list(
-        Suspension.objects.filter(status=status, **{f"{date_field}__lte": run_date})
+        _only(Suspension.objects.filter(status=status, **{f"{date_field}__lte": run_date}), only)
         .order_by(date_field, "pk")
         .values_list("pk", flat=True)
     )
@@ -73,7 +75,7 @@ def _process_due(*, status: str, date_field: str, run_date: date, handle, on_bat
 
 
 def suspensions_start_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
 ) -> Counter:
     """Start the scheduled suspensions whose day has come. Credit mode writes the credit
     for the rest of the term; freeze writes nothing; a free period extends the term now."""
@@ -83,6 +85,7 @@ def suspensions_start_due(
         run_date=run_date,
         handle=lambda s: _start(s, run_date=run_date, actor=actor),
         on_batch=on_batch,
+        only=only,
     )
 
 
@@ -106,7 +109,7 @@ def _start(suspension: Suspension, *, run_date: date, actor) -> str:
 
 
 def suspensions_resume_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None
+    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
 ) -> Counter:
     """Resume the active suspensions whose resume day has come: charge the rest of the
     (possibly extended) term in credit mode, and extend the term where asked."""
@@ -116,6 +119,7 @@ def suspensions_resume_due(
         run_date=run_date,
         handle=lambda s: _resume(s, run_date=run_date, actor=actor),
         on_batch=on_batch,
+        only=only,
     )
 
 
