@@ -19,7 +19,6 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import DateField, Exists, F, Func, OuterRef, Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from subscriptions import billing
 from subscriptions.models import (
@@ -29,6 +28,7 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from subscriptions.services.history import history_snapshot, update_with_history
 from subscriptions.services.ledger import InvoiceSpec, invoices_write
 
 logger = logging.getLogger(__name__)
@@ -178,8 +178,13 @@ def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
                 )
             )
             counts["skipped:" + reason if reason else "created"] += 1
-        bulk_create_with_history(
-            new, Reconciliation, default_user=actor, default_change_reason=f"nightly {run_date}"
+        new = Reconciliation.objects.bulk_create(new)
+        history_snapshot(
+            Reconciliation,
+            ids=[r.pk for r in new],
+            reason=f"nightly {run_date}",
+            user=actor,
+            history_type="+",
         )
     return counts
 
@@ -245,21 +250,24 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
                 continue
             recon.status = "pending"
             recon.notified_at = timezone.now()
-            notices.append(_notice(recon))
+            notices.append(recon.pk)
             counts["notified"] += 1
         _touch(recons)
-        bulk_update_with_history(
+        update_with_history(
             recons,
-            Reconciliation,
             [
                 "status", "skip_reason", "seats_paid", "max_seats_used", "overage_seats",
                 "annual_unit_price", "remaining_quarters", "amount", "notified_at", "updated_at",
             ],
-            default_user=actor,
-            default_change_reason=f"nightly {run_date}",
+            reason=f"nightly {run_date}",
+            user=actor,
         )  # fmt: skip
         if notices:
-            transaction.on_commit(lambda: _send(notices))
+            # A task per batch, after commit: the run never waits on the mail server,
+            # and a rolled-back batch (or a dry run) sends nothing.
+            from subscriptions.tasks import send_reconciliation_notices
+
+            transaction.on_commit(lambda: send_reconciliation_notices.delay(notices))
     return counts
 
 
@@ -326,12 +334,13 @@ def _notice(recon: Reconciliation) -> EmailMessage:
     )
 
 
-def _send(messages: list[EmailMessage]) -> None:
-    """Send after commit; a mail failure is logged, never undoes the reconciliation."""
-    try:
-        get_connection().send_messages(messages)
-    except Exception:
-        logger.exception("could not send %d reconciliation notices", len(messages))
+def reconciliation_notices_send(*, reconciliation_ids: Sequence[int]) -> int:
+    """Email the billing contacts of these pending reconciliations their notice."""
+    recons = Reconciliation.objects.filter(
+        pk__in=reconciliation_ids, status="pending"
+    ).select_related("subscription__customer", "subscription__namespace")
+    messages = [_notice(recon) for recon in recons]
+    return get_connection().send_messages(messages) or 0
 
 
 def reconciliations_invoice_due(
@@ -432,19 +441,17 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
         changed = list({r.subscription_id: subs[r.subscription_id] for r in to_invoice}.values())
         _touch(recons)
         _touch(changed)
-        bulk_update_with_history(
+        update_with_history(
             recons,
-            Reconciliation,
             ["status", "skip_reason", "invoiced_at", "attempts", "failure_reason", "updated_at"],
-            default_user=actor,
-            default_change_reason=reason_text,
+            reason=reason_text,
+            user=actor,
         )
-        bulk_update_with_history(
+        update_with_history(
             changed,
-            Subscription,
             ["seats", "updated_at"],
-            default_user=actor,
-            default_change_reason=f"QSR overage invoiced ({reason_text})",
+            reason=f"QSR overage invoiced ({reason_text})",
+            user=actor,
         )
     return counts
 

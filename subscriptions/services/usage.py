@@ -270,8 +270,13 @@ best AS (
 decided AS (
     SELECT best.*, report.id IS NULL AS is_new
     FROM best
-    LEFT JOIN {_REPORT} AS report
-        ON report.namespace_id = best.namespace_id AND report.date = best.date
+    -- LATERAL: one index probe per row. A plain join lets the planner, which guesses
+    -- ~1,000 rows out of unnest, scan the whole usage table instead.
+    LEFT JOIN LATERAL (
+        SELECT * FROM {_REPORT} AS r
+        WHERE r.namespace_id = best.namespace_id AND r.date = best.date
+        LIMIT 1
+    ) AS report ON true
     WHERE report.id IS NULL
        OR (
             -- Another instance takes the day only with a higher count; the instance that
