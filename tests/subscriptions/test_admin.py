@@ -403,3 +403,18 @@ def test_finance_can_look_but_not_add(client, user_with_role, model):
     assert client.get(url(model, "change", obj.pk)).status_code == 200
     assert client.get(url(model, "history", obj.pk)).status_code == 200
     assert client.get(url(model, "add")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_every_role_can_read_the_job_runs_but_not_change_them(client, user_with_role):
+    from approvals.roles import ROLES
+    from subscriptions.models import JobRun
+
+    run = JobRun.objects.create(run_date="2026-04-01", counts={"renewal": {"renewed": 2}})
+    for role in ROLES:
+        client.force_login(user_with_role(role))
+        page = client.get(url(JobRun, "change", run.pk))
+        assert page.status_code == 200, role
+        assert "renewed: 2" in page.content.decode()
+        assert client.post(url(JobRun, "delete", run.pk), {"post": "yes"}).status_code == 403
+    assert JobRun.objects.filter(pk=run.pk).exists()
