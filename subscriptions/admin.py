@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from subscriptions.billing import format_money, qsr_ineligibility_reasons
+from subscriptions.billing import format_money
 from subscriptions.models import (
     Customer,
     Invoice,
@@ -29,6 +29,7 @@ from subscriptions.models import (
     SeatUsageReport,
     Subscription,
     Suspension,
+    qsr_ineligibility,
 )
 
 
@@ -251,13 +252,7 @@ class SubscriptionAdmin(PortalAdmin):
     @admin.display(description="QSR")
     def qsr_status(self, obj: Subscription) -> str:
         """QSR as billing sees it: eligibility first, since an ineligible term has no QSR."""
-        reasons = qsr_ineligibility_reasons(
-            term_months=obj.term_months,
-            channel=obj.channel,
-            payment_method=obj.payment_method,
-            program=obj.program,
-            offline_license=obj.offline_license,
-        )
+        reasons = qsr_ineligibility(obj)
         if reasons:
             return "Ineligible: " + ", ".join(reasons)
         if obj.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG:

@@ -26,7 +26,9 @@ from subscriptions.models import (
     SeatUsageReport,
     Subscription,
     Suspension,
+    qsr_ineligibility,
 )
+from subscriptions.services.ledger import invoices_write, recurring_invoice_spec
 
 CHANGE_REASON = "demo data"
 USAGE_DAYS = 365
@@ -314,25 +316,13 @@ def _write_invoice(*, sub: Subscription, issue_date: date, key: str, lines: list
 
 
 def _recurring_invoices(plans: list[dict]) -> None:
-    for p in plans:
-        sub = p["sub"]
-        amount = billing.round_money(sub.seats * sub.annual_unit_price, sub.currency)
-        _write_invoice(
-            sub=sub,
-            issue_date=sub.term_start,
-            key=f"recurring:{sub.pk}:{sub.term_start}",
-            lines=[
-                {
-                    "kind": InvoiceLine.Kind.RECURRING,
-                    "description": f"{sub.get_plan_display()} annual subscription",
-                    "quantity": sub.seats,
-                    "unit_price": sub.annual_unit_price,
-                    "period_start": sub.term_start,
-                    "period_end": sub.term_end,
-                    "amount": amount,
-                }
-            ],
+    specs = [
+        recurring_invoice_spec(
+            p["sub"], description=f"{p['sub'].get_plan_display()} annual subscription"
         )
+        for p in plans
+    ]
+    invoices_write(specs=specs, reason=CHANGE_REASON)
 
 
 def _suspensions(plans: list[dict], *, anchor: date) -> dict[int, list[Suspension]]:
@@ -419,13 +409,7 @@ def _reconciliations(
     for p in plans:
         sub: Subscription = p["sub"]
         ns: Namespace = p["ns"]
-        eligible = billing.is_qsr_eligible(
-            term_months=sub.term_months,
-            channel=sub.channel,
-            payment_method=sub.payment_method,
-            program=sub.program,
-            offline_license=sub.offline_license,
-        )
+        eligible = not qsr_ineligibility(sub)
         paid = sub.seats
         self_managed = ns.kind == Namespace.Kind.SELF_MANAGED
         for quarter, when in enumerate(billing.reconciliation_dates(sub.term_start), start=1):

@@ -21,7 +21,12 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from simple_history.models import HistoricalRecords
 
-from subscriptions.billing import CURRENCIES, CURRENCY_DECIMALS, days_between
+from subscriptions.billing import (
+    CURRENCIES,
+    CURRENCY_DECIMALS,
+    days_between,
+    qsr_ineligibility_reasons,
+)
 
 CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -39,6 +44,17 @@ def check_currency_decimals(amount: Decimal | None, currency: str, field: str) -
         raise ValidationError(
             {field: f"{currency} amounts have {CURRENCY_DECIMALS[currency]} decimal places."}
         )
+
+
+def qsr_ineligibility(record) -> tuple[str, ...]:
+    """Why a subscription (or a row with its eligibility fields) is not on QSR."""
+    return qsr_ineligibility_reasons(
+        term_months=record.term_months,
+        channel=record.channel,
+        payment_method=record.payment_method,
+        program=record.program,
+        offline_license=record.offline_license,
+    )
 
 
 class DateRange(models.Func):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from subscriptions import billing
 from subscriptions.models import Invoice, InvoiceLine, Subscription
 from subscriptions.services.history import history_snapshot
 
@@ -19,6 +20,26 @@ class InvoiceSpec:
     issue_date: date
     key: str
     lines: list[dict] = field(default_factory=list)
+
+
+def recurring_invoice_spec(sub: Subscription, *, description: str) -> InvoiceSpec:
+    """The prepaid charge of the subscription's current term: seats x annual price."""
+    return InvoiceSpec(
+        subscription=sub,
+        issue_date=sub.term_start,
+        key=f"recurring:{sub.pk}:{sub.term_start}",
+        lines=[
+            {
+                "kind": InvoiceLine.Kind.RECURRING,
+                "description": description,
+                "quantity": sub.seats,
+                "unit_price": sub.annual_unit_price,
+                "period_start": sub.term_start,
+                "period_end": sub.term_end,
+                "amount": billing.round_money(sub.seats * sub.annual_unit_price, sub.currency),
+            }
+        ],
+    )
 
 
 def invoices_write(*, specs: list[InvoiceSpec], actor=None, reason: str = "") -> dict[str, Invoice]:

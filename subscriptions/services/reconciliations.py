@@ -28,6 +28,7 @@ from subscriptions.models import (
     Reconciliation,
     Subscription,
     Suspension,
+    qsr_ineligibility,
 )
 from subscriptions.services.history import history_snapshot, update_with_history
 from subscriptions.services.ledger import InvoiceSpec, invoices_write
@@ -74,13 +75,7 @@ def skip_reason(sub: Subscription | SimpleNamespace, *, on: date, suspended: boo
         sub.qsr_paused_until is None or sub.qsr_paused_until >= on
     ):
         return Reconciliation.SkipReason.PAUSED
-    eligible = billing.is_qsr_eligible(
-        term_months=sub.term_months,
-        channel=sub.channel,
-        payment_method=sub.payment_method,
-        program=sub.program,
-        offline_license=sub.offline_license,
-    )
+    eligible = not qsr_ineligibility(sub)
     if not eligible:
         return Reconciliation.SkipReason.INELIGIBLE
     if suspended:

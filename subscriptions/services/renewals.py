@@ -10,9 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscriptions import billing
-from subscriptions.models import InvoiceLine, Subscription
+from subscriptions.models import InvoiceLine, Subscription, qsr_ineligibility
 from subscriptions.services.history import save_with_reason
-from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.ledger import InvoiceSpec, invoices_write, recurring_invoice_spec
 from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
 
 
@@ -52,13 +52,7 @@ def _renew(sub: Subscription, *, actor) -> Counter:
     old_start, old_end = sub.term_start, sub.term_end
     reason = f"renewal of the term {old_start} to {old_end}"
     specs = []
-    eligible = billing.is_qsr_eligible(
-        term_months=sub.term_months,
-        channel=sub.channel,
-        payment_method=sub.payment_method,
-        program=sub.program,
-        offline_license=sub.offline_license,
-    )
+    eligible = not qsr_ineligibility(sub)
     if not eligible:
         overage = billing.qsr_overage(max_seats_used=namespace.max_seats_used, paid_seats=sub.seats)
         amount = billing.annual_true_up(
@@ -91,22 +85,7 @@ def _renew(sub: Subscription, *, actor) -> Counter:
     sub.term_start = old_end
     sub.term_end = billing.add_months(old_end, sub.term_months)
     specs.append(
-        InvoiceSpec(
-            subscription=sub,
-            issue_date=sub.term_start,
-            key=f"recurring:{sub.pk}:{sub.term_start}",
-            lines=[
-                {
-                    "kind": InvoiceLine.Kind.RECURRING,
-                    "description": f"{sub.get_plan_display()} subscription, renewed",
-                    "quantity": sub.seats,
-                    "unit_price": sub.annual_unit_price,
-                    "period_start": sub.term_start,
-                    "period_end": sub.term_end,
-                    "amount": billing.round_money(sub.seats * sub.annual_unit_price, sub.currency),
-                }
-            ],
-        )
+        recurring_invoice_spec(sub, description=f"{sub.get_plan_display()} subscription, renewed")
     )
     invoices_write(specs=specs, actor=actor, reason=reason)
     fields = ["seats", "term_start", "term_end"]

@@ -18,6 +18,7 @@ from subscriptions.models import (
     SeatUsageReport,
     Subscription,
     Suspension,
+    qsr_ineligibility,
 )
 
 pytestmark = pytest.mark.django_db
@@ -84,15 +85,7 @@ def test_seed_covers_every_state_the_demo_must_show(tmp_path):
     assert states == {"enabled", "disabled_for_bug", "paused"}
     reasons = set()
     for sub in Subscription.objects.all():
-        reasons.update(
-            billing.qsr_ineligibility_reasons(
-                term_months=sub.term_months,
-                channel=sub.channel,
-                payment_method=sub.payment_method,
-                program=sub.program,
-                offline_license=sub.offline_license,
-            )
-        )
+        reasons.update(qsr_ineligibility(sub))
     assert reasons == set(billing.QSR_INELIGIBILITY_REASONS)
     statuses = set(Reconciliation.objects.values_list("status", flat=True))
     assert {"pending", "processed", "skipped"} <= statuses
