@@ -72,7 +72,11 @@ class ApprovalRequest(TimeStamped):
     )
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     pause_until = models.DateField(null=True, blank=True, help_text="QSR pauses; empty = term end.")
+    free_from = models.DateField(null=True, blank=True, help_text="Free periods: the first day.")
     free_days = models.PositiveIntegerField(null=True, blank=True)
+    reset_to = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Max seats resets: the value support set on execution."
+    )
     required_slots = ArrayField(
         models.CharField(max_length=32), default=list, help_text="Roles that must each approve."
     )
@@ -118,10 +122,43 @@ class ApprovalRequest(TimeStamped):
                 name="approval_executor_is_not_requester",
                 violation_error_message="Whoever executes a request did not request it.",
             ),
+            models.CheckConstraint(
+                condition=Q(kind="qsr_refund", linked_reset__isnull=False)
+                | (~Q(kind="qsr_refund") & Q(linked_reset__isnull=True)),
+                name="approval_refund_links_reset",
+                violation_error_message="A refund is linked to a max seats reset, and only a refund.",
+            ),
+            # A double submit or two people at once cannot open the same request twice.
+            models.UniqueConstraint(
+                fields=["subscription", "kind"],
+                condition=Q(status__in=["pending", "approved"]) & ~Q(kind="qsr_refund"),
+                name="approval_one_open_request_per_kind",
+                violation_error_message="A request of this kind is open for the subscription.",
+            ),
+            models.UniqueConstraint(
+                fields=["reconciliation"],
+                condition=Q(status__in=["pending", "approved"], kind="qsr_refund"),
+                name="approval_one_open_refund_per_reconciliation",
+                violation_error_message="A refund of this reconciliation is open already.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
+
+    @property
+    def refund_complete(self) -> bool | None:
+        """Refunds: done only when the refund is processed and its reset executed."""
+        if self.kind != ApprovalKind.QSR_REFUND:
+            return None
+        return (
+            self.status == ApprovalStatus.EXECUTED
+            and self.linked_reset.status == ApprovalStatus.EXECUTED
+        )
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -134,6 +171,10 @@ class ApprovalRequest(TimeStamped):
                 errors["executed_at"] = "An executed request records when it was executed."
         if self.kind == ApprovalKind.QSR_REFUND and not self.reconciliation_id:
             errors["reconciliation"] = "A refund request names the reconciliation refunded."
+        if self.kind == ApprovalKind.QSR_REFUND and not self.linked_reset_id:
+            errors["linked_reset"] = "A refund is linked to a max seats reset of the namespace."
+        if self.kind != ApprovalKind.QSR_REFUND and self.linked_reset_id:
+            errors["linked_reset"] = "Only a refund is linked to a max seats reset."
         if self.kind == ApprovalKind.FREE_PERIOD and not self.free_days:
             errors["free_days"] = "A free period needs a number of days."
         if errors:
@@ -149,6 +190,10 @@ class ApprovalDecision(models.Model):
     slot = models.CharField(max_length=32, help_text="The role whose approval this fills.")
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions"
+    )
+    # The request's requester, copied so the database itself refuses a self-approval.
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     decision = models.CharField(max_length=8, choices=Decision.choices)
     reason = models.TextField(blank=True)
@@ -171,7 +216,66 @@ class ApprovalDecision(models.Model):
                 name="approval_one_slot_per_person",
                 violation_error_message="You have already decided on this request.",
             ),
+            models.CheckConstraint(
+                condition=~Q(approver=models.F("requester")),
+                name="approval_not_own_request",
+                violation_error_message="Nobody approves their own request.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} ({self.slot}) by {self.approver}"
+
+
+class DisputeStatus(models.TextChoices):
+    ROUTED = "routed", "Routed to sales"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Dispute(TimeStamped):
+    """A customer's dispute of a reconciliation, recorded by support and routed to the
+    account's sales manager. Support's ticket is closed when it is routed; what follows
+    (a pause request, a reset, nothing) is sales' call."""
+
+    Status = DisputeStatus
+
+    reconciliation = models.ForeignKey(
+        Reconciliation, on_delete=models.PROTECT, related_name="disputes"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ROUTED)
+    reason = models.TextField(help_text="What the customer disputes.")
+    ticket_url = models.URLField(help_text="Support's ticket, closed as routed.")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disputes_recorded"
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="disputes_assigned",
+        help_text="The account's sales manager.",
+    )
+    ticket_closed_at = models.DateTimeField(help_text="When support's ticket was routed.")
+    resolution = models.TextField(blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DisputeStatus.values), name="dispute_status"
+            ),
+            models.UniqueConstraint(
+                fields=["reconciliation"],
+                condition=Q(status="routed"),
+                name="dispute_one_open_per_reconciliation",
+                violation_error_message="This reconciliation is disputed already.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="resolved") | Q(resolved_at__isnull=False),
+                name="dispute_resolved_says_when",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dispute #{self.pk} of {self.reconciliation}"

@@ -304,6 +304,54 @@ def waived_amount(
     ).amount
 
 
+# --- QSR refund -------------------------------------------------------------------------
+
+
+def qsr_refund_amount(
+    *,
+    quarter: int,
+    refunded_seats: int,
+    overage: int,
+    already_refunded: int,
+    annual_unit_price: Decimal,
+    currency: str,
+) -> Decimal:
+    """What refunding ``refunded_seats`` of a reconciliation gives back: the seats times
+    the reconciliation's amount per seat, in whole seats, never more than the overage not
+    refunded yet. Refunding all of them gives back exactly what was charged."""
+    seats = _seat_count(refunded_seats, name="refunded_seats")
+    left = _seat_count(overage, name="overage") - _seat_count(already_refunded, name="refunded")
+    if seats < 1:
+        raise BillingError("Refund at least one seat.")
+    if seats > left:
+        raise BillingError(
+            f"Only {max(left, 0)} of the reconciliation's {overage} overage seats are left to "
+            f"refund; {seats} is more than was reconciled."
+        )
+    return qsr_reconcile(
+        quarter=quarter,
+        max_seats_used=seats,
+        paid_seats=0,
+        annual_unit_price=annual_unit_price,
+        currency=currency,
+    ).amount
+
+
+# --- Free period ------------------------------------------------------------------------
+
+
+def free_period_value(
+    *, charge: Decimal, currency: str, term_start: date, term_end: date, days: int
+) -> Decimal:
+    """What ``days`` free days of a term whose prepaid charge is ``charge`` are worth:
+    ``charge * days / days(term)``, the same proration as a suspension credit."""
+    term_days = days_between(term_start, term_end)
+    if days < 1:
+        raise BillingError("A free period is at least one day.")
+    with localcontext(_CONTEXT):
+        return round_money(_non_negative_amount(charge, name="charge") * days / term_days, currency)
+
+
 # --- Suspensions and proration ----------------------------------------------------------
 
 LINE_PRORATION_CREDIT = "proration_credit"

@@ -90,6 +90,8 @@ class Customer(TimeStamped):
 
     class Meta:
         ordering = ["name"]
+        # Held per customer through django-guardian by the account's sales manager.
+        permissions = [("own_customer", "Owns the account (sales manager)")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(currency__in=CURRENCIES),

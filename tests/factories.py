@@ -152,4 +152,5 @@ class ApprovalDecisionFactory(factory.django.DjangoModelFactory):
     request = factory.SubFactory(ApprovalRequestFactory)
     slot = "sales_ops"
     approver = factory.SubFactory(UserFactory)
+    requester = factory.SelfAttribute("request.requester")
     decision = ApprovalDecision.Decision.APPROVE

@@ -6,7 +6,10 @@ saves only the fields it changes with who and why for the history, and returns t
 saved subscription (the caller's instance is left as it was). Repeating a change that
 is already in place is a no-op and writes no history row.
 
-Who may call which service is decided by the role policy, not here.
+Who may call them is decided by `approvals.policy`: disabling QSR for a bug and
+re-enabling it check the actor's role here; a pause is applied by an approved request
+(`approvals.services`), which checked its requester and approvers. `actor=None` is the
+system (the nightly jobs, a simulation), which no web request can be.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from approvals import policy
 from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import Subscription, Suspension
@@ -43,7 +47,7 @@ QSR_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
 )
 
 
-def _check_url(value: str, *, field: str, what: str) -> None:
+def check_url(value: str, *, field: str, what: str) -> None:
     if not value:
         raise DomainError(f"A link to {what} is required.", field=field)
     if len(value) > URL_MAX_LENGTH:
@@ -91,8 +95,10 @@ def subscription_qsr_disable_for_bug(
     *, subscription: Subscription, bug_url: str, ticket_url: str, actor
 ) -> Subscription:
     """Stop QSR charging because of a confirmed bug, until someone re-enables it."""
-    _check_url(bug_url, field="bug_url", what="the bug report")
-    _check_url(ticket_url, field="ticket_url", what="the ticket")
+    if actor is not None:
+        policy.check(actor, policy.Action.QSR_DISABLE_FOR_BUG, subscription)
+    check_url(bug_url, field="bug_url", what="the bug report")
+    check_url(ticket_url, field="ticket_url", what="the ticket")
     with transaction.atomic():
         return _qsr_change(
             _lock_live(subscription),
@@ -104,9 +110,14 @@ def subscription_qsr_disable_for_bug(
 
 
 def subscription_qsr_enable(*, subscription: Subscription, actor) -> Subscription:
-    """Turn QSR back on after a bug fix or before a pause runs out."""
+    """Turn QSR back on after a bug fix (support) or before a pause runs out (sales ops,
+    who approved the pause)."""
     with transaction.atomic():
         sub = _lock_live(subscription)
+        if actor is not None:
+            paused = sub.qsr_state == QsrState.PAUSED
+            action = policy.Action.QSR_END_PAUSE if paused else policy.Action.QSR_ENABLE
+            policy.check(actor, action, sub)
         if sub.qsr_state == QsrState.ENABLED:
             return sub  # whatever links are left on it, QSR is on: nothing to do
         # The links and the pause end described the state being left; the history keeps them.
@@ -165,7 +176,7 @@ def suspension_schedule(
             f"{', '.join(Suspension.Mode.values)}.",
             field="mode",
         )
-    _check_url(ticket_url, field="ticket_url", what="the ticket")
+    check_url(ticket_url, field="ticket_url", what="the ticket")
     # Freezes and free periods extend the term by definition (billing ignores the flag).
     extend_term = extend_term or mode != Suspension.Mode.CREDIT
     with transaction.atomic():

@@ -106,10 +106,18 @@ def test_racing_decisions_for_one_slot_store_nothing():
         lambda: ApprovalDecision.objects.bulk_create(
             [
                 ApprovalDecision(
-                    request=request, slot="sales_ops", approver=UserFactory(), decision="approve"
+                    request=request,
+                    requester=request.requester,
+                    slot="sales_ops",
+                    approver=UserFactory(),
+                    decision="approve",
                 ),
                 ApprovalDecision(
-                    request=request, slot="sales_ops", approver=UserFactory(), decision="reject"
+                    request=request,
+                    requester=request.requester,
+                    slot="sales_ops",
+                    approver=UserFactory(),
+                    decision="reject",
                 ),
             ]
         ),
@@ -189,16 +197,23 @@ def test_executed_request_without_its_executor_fails_validation_on_executed_by()
 def test_refund_request_without_its_reconciliation_is_rejected_by_the_database():
     assert_db_rejects(
         ApprovalRequest,
-        lambda: ApprovalRequestFactory(kind=ApprovalRequest.Kind.QSR_REFUND),
+        lambda: ApprovalRequestFactory(
+            kind=ApprovalRequest.Kind.QSR_REFUND,
+            linked_reset=ApprovalRequestFactory(kind=ApprovalRequest.Kind.MAX_SEATS_RESET),
+        ),
         "approval_refund_names_reconciliation",
     )
 
 
 def test_refund_request_without_its_reconciliation_fails_validation_on_reconciliation():
+    sub = SubscriptionFactory()
     request = ApprovalRequestFactory.build(
         kind=ApprovalRequest.Kind.QSR_REFUND,
         requester=UserFactory(),
-        subscription=SubscriptionFactory(),
+        subscription=sub,
+        linked_reset=ApprovalRequestFactory(
+            kind=ApprovalRequest.Kind.MAX_SEATS_RESET, subscription=sub
+        ),
     )
 
     assert_invalid(request, "reconciliation", "A refund request names the reconciliation")
@@ -212,7 +227,31 @@ def test_refund_request_naming_its_reconciliation_is_valid():
         requester=UserFactory(),
         subscription=reconciliation.subscription,
         reconciliation=reconciliation,
+        linked_reset=ApprovalRequestFactory(
+            kind=ApprovalRequest.Kind.MAX_SEATS_RESET, subscription=reconciliation.subscription
+        ),
     ).full_clean()
+
+
+def test_refund_request_without_a_linked_reset_is_refused():
+    reconciliation = ReconciliationFactory(status="processed", overage_seats=10)
+    request = ApprovalRequestFactory.build(
+        kind=ApprovalRequest.Kind.QSR_REFUND,
+        requester=UserFactory(),
+        subscription=reconciliation.subscription,
+        reconciliation=reconciliation,
+    )
+
+    assert_invalid(request, "linked_reset", "linked to a max seats reset")
+    assert_db_rejects(
+        ApprovalRequest,
+        lambda: ApprovalRequestFactory(
+            kind=ApprovalRequest.Kind.QSR_REFUND,
+            subscription=reconciliation.subscription,
+            reconciliation=reconciliation,
+        ),
+        "approval_refund_links_reset",
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,6 +304,7 @@ def test_one_max_seats_reset_backs_one_refund_only():
     reconciliation = ReconciliationFactory(subscription=reset.subscription)
     ApprovalRequestFactory(
         kind=ApprovalRequest.Kind.QSR_REFUND,
+        status=ApprovalRequest.Status.REJECTED,
         subscription=reset.subscription,
         reconciliation=reconciliation,
         linked_reset=reset,

@@ -31,7 +31,7 @@ def sub():
 
 @pytest.fixture
 def actor():
-    return UserFactory()
+    return UserFactory(roles=["support"])
 
 
 def history_count(obj) -> int:
@@ -83,7 +83,7 @@ def test_disable_again_with_the_same_bug_is_a_no_op(sub, actor):
     disable(sub, actor)
     rows = history_count(sub)
 
-    disable(sub, UserFactory())
+    disable(sub, UserFactory(roles=["support"]))
 
     sub.refresh_from_db()
     assert history_count(sub) == rows
@@ -137,7 +137,7 @@ def test_qsr_of_a_dead_subscription_does_not_change(actor, status):
 
 def test_enable_clears_the_bug_and_records_who(sub, actor):
     disable(sub, actor)
-    other = UserFactory()
+    other = UserFactory(roles=["support"])
 
     subscription_qsr_enable(subscription=sub, actor=other)
 
@@ -155,7 +155,7 @@ def test_enable_clears_the_bug_and_records_who(sub, actor):
 def test_enable_ends_a_pause(sub, actor):
     pause(sub, actor)
 
-    subscription_qsr_enable(subscription=sub, actor=actor)
+    subscription_qsr_enable(subscription=sub, actor=UserFactory(roles=["sales_ops"]))
 
     sub.refresh_from_db()
     assert (sub.qsr_state, sub.qsr_paused_until) == (Subscription.QsrState.ENABLED, None)

@@ -1,5 +1,5 @@
-"""Approval request state changes. (The request and decision workflows come with the
-approvals issue; the nightly job already needs expiry.)"""
+"""Expiry of stale requests (a nightly step): pending for 30 days, or approved and not
+executed within 14. An expired request cannot be approved or executed any more."""
 
 from __future__ import annotations
 

@@ -1,0 +1,160 @@
+"""Executing approved requests: support executes a max seats reset, deal desk processes a
+QSR refund. Each locks the request first, so it is executed at most once; a repeat of
+the same execution is a no-op, and whoever requested it cannot execute it."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import policy
+from approvals.models import ApprovalRequest
+from approvals.services.decisions import lock, move
+from approvals.services.notifications import notify_on_commit
+from subscriptions import billing
+from subscriptions.errors import DomainError
+from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
+from subscriptions.services.history import save_with_reason
+from subscriptions.services.ledger import InvoiceSpec, invoices_write
+
+Status = ApprovalRequest.Status
+Kind = ApprovalRequest.Kind
+
+
+def _executable(req: ApprovalRequest, kind: str, actor, action: policy.Action) -> None:
+    if req.kind != kind:
+        raise DomainError(f"This is a {req.get_kind_display().lower()} request.")
+    policy.check(actor, action, req)
+    if req.status != Status.APPROVED:
+        raise DomainError(
+            f"Only an approved request can be executed; this one is "
+            f"{req.get_status_display().lower()}."
+        )
+    if req.subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED):
+        raise DomainError(
+            f"The subscription is {req.subscription.get_status_display().lower()}."
+        )
+
+
+def approval_execute_reset(
+    *, request: ApprovalRequest, new_max_seats: int, actor
+) -> ApprovalRequest:
+    """Lower the namespace's max seats used to `new_max_seats`, which support enters:
+    seats in use <= new <= max seats used, and no more below it than was approved."""
+    with transaction.atomic():
+        req = lock(request)
+        if req.status == Status.EXECUTED and req.reset_to == new_max_seats:
+            return req
+        _executable(req, Kind.MAX_SEATS_RESET, actor, policy.Action.EXECUTE_RESET)
+        ns = Namespace.objects.select_for_update().get(pk=req.subscription.namespace_id)
+        if not ns.seats_in_use <= new_max_seats <= ns.max_seats_used:
+            raise DomainError(
+                f"Enter a value between the seats in use ({ns.seats_in_use}) and the max "
+                f"seats used ({ns.max_seats_used}).",
+                field="new_max_seats",
+            )
+        if ns.max_seats_used - new_max_seats > req.seats_at_stake:
+            raise DomainError(
+                f"The approval waives {req.seats_at_stake} seats: the value cannot go below "
+                f"{ns.max_seats_used - req.seats_at_stake}.",
+                field="new_max_seats",
+            )
+        was = ns.max_seats_used
+        ns.max_seats_used = new_max_seats
+        ns.max_seats_used_changed_at = timezone.now()
+        # Reports before today cannot raise it again (seat refresh honours this).
+        ns.usage_counted_from = timezone.localdate()
+        save_with_reason(
+            ns,
+            ["max_seats_used", "max_seats_used_changed_at", "usage_counted_from"],
+            reason=f"max seats reset {was} -> {new_max_seats} (request #{req.pk})",
+            actor=actor,
+        )
+        move(
+            req,
+            Status.EXECUTED,
+            actor=actor,
+            reason=f"executed: max seats used {was} -> {new_max_seats}",
+            reset_to=new_max_seats,
+            executed_at=timezone.now(),
+            executed_by=actor,
+        )
+        notify_on_commit("executed", req.pk)
+        return req
+
+
+def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalRequest:
+    """Write the refund's credit memo, take the refunded seats off the subscription and
+    mark the reconciliation refunded once all its overage is. Needs the refund and its
+    linked max seats reset approved."""
+    with transaction.atomic():
+        req = lock(request)
+        if req.status == Status.EXECUTED and req.kind == Kind.QSR_REFUND:
+            return req
+        _executable(req, Kind.QSR_REFUND, actor, policy.Action.PROCESS_REFUND)
+        reset = req.linked_reset
+        if reset.status not in (Status.APPROVED, Status.EXECUTED):
+            raise DomainError(
+                f"The linked max seats reset #{reset.pk} is {reset.get_status_display().lower()};"
+                " a refund is processed once both are approved."
+            )
+        recon = Reconciliation.objects.select_for_update().get(pk=req.reconciliation_id)
+        sub = Subscription.objects.select_for_update().get(pk=req.subscription_id)
+        if recon.status != Reconciliation.Status.PROCESSED:
+            raise DomainError(f"The reconciliation is {recon.get_status_display().lower()}.")
+        try:
+            amount = billing.qsr_refund_amount(
+                quarter=recon.quarter,
+                refunded_seats=req.seats_at_stake,
+                overage=recon.overage_seats or 0,
+                already_refunded=recon.refunded_seats,
+                annual_unit_price=recon.annual_unit_price,
+                currency=recon.currency,
+            )
+        except billing.BillingError as exc:
+            raise DomainError(str(exc)) from exc
+        reason = f"QSR refund, request #{req.pk}"
+        today = timezone.localdate()
+        invoices_write(
+            specs=[
+                InvoiceSpec(
+                    subscription=sub,
+                    issue_date=today,
+                    key=f"refund:{req.pk}",
+                    lines=[
+                        {
+                            "kind": InvoiceLine.Kind.REFUND_CREDIT,
+                            "description": f"Refund of {req.seats_at_stake} seats of {recon}",
+                            "quantity": req.seats_at_stake,
+                            "unit_price": billing.round_money(
+                                amount / req.seats_at_stake, recon.currency
+                            ),
+                            "period_start": recon.reconciliation_date,
+                            "period_end": sub.term_end,
+                            "amount": -amount,
+                            "reconciliation": recon,
+                        }
+                    ],
+                )
+            ],
+            actor=actor,
+            reason=reason,
+        )
+        sub.seats -= req.seats_at_stake
+        save_with_reason(sub, ["seats"], reason=reason, actor=actor)
+        recon.refunded_seats += req.seats_at_stake
+        fields = ["refunded_seats"]
+        if recon.refunded_seats == recon.overage_seats:
+            recon.status = Reconciliation.Status.REFUNDED
+            fields.append("status")
+        save_with_reason(recon, fields, reason=reason, actor=actor)
+        move(
+            req,
+            Status.EXECUTED,
+            actor=actor,
+            reason=f"refund processed: -{billing.format_money(amount, recon.currency)}",
+            executed_at=timezone.now(),
+            executed_by=actor,
+        )
+        notify_on_commit("executed", req.pk)
+        return req

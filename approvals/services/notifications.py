@@ -1,0 +1,146 @@
+"""Emails about requests and disputes, sent by a task after the change commits, so a
+rolled-back change never mails anyone and a slow mail server never holds a lock.
+
+- approvers of an open slot, when a request needs them;
+- the requester, when it is decided (approved, rejected, cancelled) or executed;
+- support, when an approved max seats reset waits for them to execute it; deal desk, when
+  a refund and its reset are both approved;
+- the account's sales manager, when support routes a dispute to them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
+
+from approvals import policy
+from approvals.roles import DEAL_DESK, SUPPORT
+from subscriptions import billing
+
+EVENTS = ("needs_approval", "decided", "executed", "dispute_routed")
+
+
+def notify_on_commit(event: str, record_id: int) -> None:
+    """Queue the emails of `event` about request (or dispute) `record_id` after commit."""
+    from approvals.tasks import send_approval_emails
+
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    transaction.on_commit(lambda: send_approval_emails.delay(event, record_id))
+
+
+def _role_members(role: str, *, exclude: set[int]) -> list:
+    users = get_user_model().objects.filter(is_active=True, groups__name=role).distinct()
+    return [u for u in users.order_by("pk") if u.pk not in exclude and u.email]
+
+
+def _link(path: str) -> str:
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}{path}"
+
+
+def _request_summary(req) -> str:
+    sub = req.subscription
+    return (
+        f"{req.get_kind_display()} #{req.pk} for {sub.customer} ({sub.namespace})\n"
+        f"Requested by: {req.requester}\n"
+        f"At stake: {req.seats_at_stake} seats, "
+        f"{billing.format_money(req.amount_at_stake, req.currency)}\n"
+        f"Justification: {req.justification}\n"
+        f"Ticket: {req.ticket_url}\n"
+        f"Status: {req.get_status_display()}\n"
+        f"Open it: {_link(f'/admin/approvals/approvalrequest/{req.pk}/change/')}\n"
+    )
+
+
+def _messages_for_request(event: str, req) -> list[EmailMessage]:
+    messages = []
+    summary = _request_summary(req)
+
+    def mail(users, subject):
+        to = sorted({u.email for u in users if u.email})
+        if to:
+            messages.append(EmailMessage(subject=subject, body=summary, to=to))
+
+    if event == "needs_approval" and req.status == req.Status.PENDING:
+        decided = {d.approver_id for d in req.decisions.all()}
+        filled = {d.slot for d in req.decisions.all()}
+        for slot in req.required_slots:
+            if slot in filled:
+                continue
+            approvers = [
+                u
+                for u in policy.approvers_for_slot(slot)
+                if u.pk != req.requester_id and u.pk not in decided
+            ]
+            mail(approvers, f"Approval needed ({policy.SLOT_LABELS[slot]}): {req}")
+    elif event in ("decided", "executed"):
+        mail([req.requester], f"Your request was {req.get_status_display().lower()}: {req}")
+        if event == "decided" and req.status == req.Status.APPROVED:
+            mail(_executors(req), f"Ready to execute: {req}")
+    return messages
+
+
+def _executors(req) -> list:
+    """Who executes `req` once approved: support a reset, deal desk a refund whose reset
+    is approved too (and when the reset comes second, the refund waiting on it)."""
+    kind = req.Kind
+    exclude = {req.requester_id}
+    if req.kind == kind.MAX_SEATS_RESET:
+        users = _role_members(SUPPORT, exclude=exclude)
+        refund = getattr(req, "refund", None)  # the reverse one-to-one, when linked
+        if refund is not None and refund.status == req.Status.APPROVED:
+            users += _role_members(DEAL_DESK, exclude={refund.requester_id})
+        return users
+    if req.kind == kind.QSR_REFUND and req.linked_reset.status in (
+        req.Status.APPROVED,
+        req.Status.EXECUTED,
+    ):
+        return _role_members(DEAL_DESK, exclude=exclude)
+    return []
+
+
+def _messages_for_dispute(dispute) -> list[EmailMessage]:
+    recon = dispute.reconciliation
+    owner = dispute.assigned_to
+    if not owner.email:
+        return []
+    body = (
+        f"Support routed a dispute of {recon} to you as the account's sales manager.\n"
+        f"Customer: {recon.subscription.customer}\n"
+        f"Amount: {billing.format_money(recon.amount or 0, recon.currency)}\n"
+        f"What the customer disputes: {dispute.reason}\n"
+        f"Support ticket (closed as routed): {dispute.ticket_url}\n"
+        f"Recorded by: {dispute.recorded_by}\n"
+        f"Open it: {_link(f'/admin/approvals/dispute/{dispute.pk}/change/')}\n"
+    )
+    return [EmailMessage(subject=f"Dispute routed to you: {recon}", body=body, to=[owner.email])]
+
+
+def approval_emails_send(*, event: str, record_id: int) -> int:
+    """Build and send the emails of `event`; returns how many were sent."""
+    from approvals.models import ApprovalRequest, Dispute
+
+    if event == "dispute_routed":
+        dispute = (
+            Dispute.objects.select_related(
+                "reconciliation__subscription__customer", "assigned_to", "recorded_by"
+            )
+            .filter(pk=record_id)
+            .first()
+        )
+        messages = _messages_for_dispute(dispute) if dispute else []
+    else:
+        req = (
+            ApprovalRequest.objects.select_related(
+                "requester", "subscription__customer", "subscription__namespace", "linked_reset"
+            )
+            .prefetch_related("decisions")
+            .filter(pk=record_id)
+            .first()
+        )
+        messages = _messages_for_request(event, req) if req else []
+    if not messages:
+        return 0
+    return get_connection().send_messages(messages) or 0
