@@ -8,11 +8,73 @@ are a record of who approved what, so they are view-only.
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 
-from approvals.models import ApprovalDecision, ApprovalRequest
+from approvals import policy
+from approvals.admin_actions import DISPUTE_ACTIONS, REQUEST_ACTIONS
+from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from subscriptions.admin import LedgerAdmin, PortalAdmin, SubscriptionColumns, ViewOnly, money
+
+Status = ApprovalRequest.Status
+Kind = ApprovalRequest.Kind
+
+# A pending request with a slot the user's roles fill that nobody has filled yet.
+_OPEN_SLOT_FOR = """EXISTS (
+    SELECT 1 FROM unnest(approvals_approvalrequest.required_slots) AS slot
+    WHERE slot = ANY(%s) AND NOT EXISTS (
+        SELECT 1 FROM approvals_approvaldecision d
+        WHERE d.request_id = approvals_approvalrequest.id AND d.slot = slot))"""
+
+
+def awaiting(user, queryset: QuerySet) -> QuerySet:
+    """The approval queue: requests waiting for a slot `user` may fill."""
+    roles = policy.roles_of(user)
+    slots = [s for s, fillers in policy.SLOTS.items() if fillers & roles or user.is_superuser]
+    return (
+        queryset.filter(status=Status.PENDING)
+        .exclude(requester=user)
+        .exclude(decisions__approver=user)
+        .annotate(_open_for_me=RawSQL(_OPEN_SLOT_FOR, (slots,)))
+        .filter(_open_for_me=True)
+    )
+
+
+def to_execute(user, queryset: QuerySet) -> QuerySet:
+    """Approved requests the user's role executes: resets (support), refunds whose reset
+    is approved too (deal desk)."""
+    may_reset = policy.may(user, policy.Action.EXECUTE_RESET)
+    may_refund = policy.may(user, policy.Action.PROCESS_REFUND)
+    wanted = Q(pk__in=[])
+    if may_reset:
+        wanted |= Q(kind=Kind.MAX_SEATS_RESET)
+    if may_refund:
+        wanted |= Q(
+            kind=Kind.QSR_REFUND, linked_reset__status__in=[Status.APPROVED, Status.EXECUTED]
+        )
+    return queryset.filter(wanted, status=Status.APPROVED).exclude(requester=user)
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("awaiting_me", "Waiting for my approval"),
+            ("to_execute", "Approved, for me to execute"),
+            ("mine", "My requests"),
+        )
+
+    def queryset(self, request, queryset):
+        if self.value() == "awaiting_me":
+            return awaiting(request.user, queryset)
+        if self.value() == "to_execute":
+            return to_execute(request.user, queryset)
+        if self.value() == "mine":
+            return queryset.filter(requester=request.user)
+        return queryset
 
 
 class ApprovalDecisionInline(ViewOnly, admin.TabularInline):
@@ -41,7 +103,9 @@ class ApprovalRequestAdmin(SubscriptionColumns, PortalAdmin):
     )
     list_display_links = ("id", "kind")
     list_select_related = ("requester", "subscription__customer", "subscription__namespace")
-    list_filter = ("status", "kind", "currency")
+    list_filter = (QueueFilter, "status", "kind", "currency")
+    customer_path = "subscription__customer"
+    object_actions = REQUEST_ACTIONS
     search_fields = (
         "subscription__customer__name",
         "subscription__namespace__name",
@@ -71,12 +135,19 @@ class ApprovalRequestAdmin(SubscriptionColumns, PortalAdmin):
         "reconciliation",
         "linked_reset",
         "pause_until",
+        "free_from",
         "free_days",
+        "reset_to",
+        "justification",
+        "ticket_url",
     )
     readonly_fields = (*service_fields, *request_fields, "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": (("kind", "requester"), ("subscription", "reconciliation"))}),
-        ("Asked for", {"fields": ("linked_reset", ("pause_until", "free_days"))}),
+        (
+            "Asked for",
+            {"fields": ("linked_reset", "pause_until", ("free_from", "free_days"), "reset_to")},
+        ),
         ("Why", {"fields": ("justification", "ticket_url")}),
         ("At stake", {"fields": (("seats_at_stake", "amount_display", "currency"),)}),
         (
@@ -91,13 +162,32 @@ class ApprovalRequestAdmin(SubscriptionColumns, PortalAdmin):
         # stake and whose approval it needs; filed here it would carry neither.
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # What was asked for is what gets approved; decisions are the action buttons.
+        return False
+
     @admin.display(description="Amount at stake", ordering="amount_at_stake")
     def amount_display(self, obj: ApprovalRequest) -> str:
         return money(obj.amount_at_stake, obj.currency)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
+        return (
+            super()
+            .get_queryset(request)
+            # The changelist skips list_select_related once a queryset has its own.
+            .select_related(*self.list_select_related, "linked_reset")
+            .prefetch_related("decisions")
+        )
+
     @admin.display(description="Required approvals")
     def slots(self, obj: ApprovalRequest) -> str:
-        return ", ".join(obj.required_slots) or "—"
+        filled = {d.slot: d for d in obj.decisions.all()}
+        parts = []
+        for slot in obj.required_slots:
+            label = policy.SLOT_LABELS.get(slot, slot)
+            d = filled.get(slot)
+            parts.append(f"{label}: {d.get_decision_display().lower()}d" if d else f"{label}: open")
+        return "; ".join(parts) or "—"
 
 
 @admin.register(ApprovalDecision)
@@ -105,6 +195,7 @@ class ApprovalDecisionAdmin(LedgerAdmin):
     list_display = ("request", "customer", "slot", "approver", "decision", "decided_at")
     list_select_related = ("request__subscription__customer", "approver")
     list_filter = ("decision", "slot", "request__kind")
+    customer_path = "request__subscription__customer"
     search_fields = (
         "approver__username",
         "request__subscription__customer__name",
@@ -117,3 +208,32 @@ class ApprovalDecisionAdmin(LedgerAdmin):
     @admin.display(description="Customer", ordering="request__subscription__customer__name")
     def customer(self, obj: ApprovalDecision):
         return obj.request.subscription.customer
+
+
+@admin.register(Dispute)
+class DisputeAdmin(LedgerAdmin):
+    """Disputes support routed to sales. Written by the disputes services only."""
+
+    list_display = ("id", "reconciliation", "customer", "status", "assigned_to", "recorded_by",
+                    "created_at")  # fmt: skip
+    list_select_related = (
+        "reconciliation__subscription__customer",
+        "reconciliation__subscription__namespace",
+        "assigned_to",
+        "recorded_by",
+    )
+    list_filter = ("status",)
+    search_fields = ("reconciliation__subscription__customer__name", "ticket_url", "id__exact")
+    customer_path = "reconciliation__subscription__customer"
+    object_actions = DISPUTE_ACTIONS
+    fields = (
+        ("reconciliation", "status"),
+        "reason",
+        ("ticket_url", "ticket_closed_at"),
+        ("recorded_by", "assigned_to"),
+        ("resolution", "resolved_at"),
+    )
+
+    @admin.display(description="Customer")
+    def customer(self, obj: Dispute):
+        return obj.reconciliation.subscription.customer

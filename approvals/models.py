@@ -126,7 +126,7 @@ class ApprovalRequest(TimeStamped):
                 condition=Q(kind="qsr_refund", linked_reset__isnull=False)
                 | (~Q(kind="qsr_refund") & Q(linked_reset__isnull=True)),
                 name="approval_refund_links_reset",
-                violation_error_message="A refund is linked to a max seats reset, and only a refund.",
+                violation_error_message="Only a refund is linked to a max seats reset, and it is.",
             ),
             # A double submit or two people at once cannot open the same request twice.
             models.UniqueConstraint(

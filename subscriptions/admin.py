@@ -12,19 +12,25 @@ import re
 from decimal import Decimal
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from approvals import policy
+from approvals.admin_actions import CUSTOMER_ACTIONS, RECONCILIATION_ACTIONS, SUBSCRIPTION_ACTIONS
+from portal.admin_actions import ObjectActionsMixin
 from subscriptions.billing import format_money
 from subscriptions.models import (
     Customer,
     Invoice,
     InvoiceLine,
     Namespace,
+    QsrDisabledForBug,
     Reconciliation,
     SeatUsageReport,
     Subscription,
@@ -38,10 +44,13 @@ def money(amount: Decimal | None, currency: str) -> str:
     return "—" if amount is None else format_money(amount, currency)
 
 
-class PortalAdmin(SimpleHistoryAdmin):
-    """Base of every portal admin: history view, no bulk delete, no revert."""
+class PortalAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
+    """Base of every portal admin: lists narrowed to the accounts the user may see,
+    history view, service-backed action buttons, no bulk delete, no revert."""
 
     list_per_page = 50
+    # The path from the model to its customer, for the policy's account filter.
+    customer_path = "customer"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # ticket links
     # Fields other records copied when they were written (e.g. the currency): fixed
     # once the record exists.
@@ -58,6 +67,18 @@ class PortalAdmin(SimpleHistoryAdmin):
         actions.pop("delete_selected", None)
         return actions
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Changelists, change pages, autocomplete and the action views all start here.
+        qs = super().get_queryset(request)
+        return policy.visible(qs, request.user, customer_path=self.customer_path)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # simple-history falls back to the last historical row of a record it cannot
+        # find in the queryset; a record outside the user's accounts is not found at all.
+        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404
+        return super().history_view(request, object_id, extra_context)
+
     def revert_disabled(self, request: HttpRequest, obj=None) -> bool:
         # A revert saves a whole old version, read-only fields included, which would
         # let anyone who can view a record rewrite seat counts, QSR state or the ledger.
@@ -66,6 +87,8 @@ class PortalAdmin(SimpleHistoryAdmin):
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("Old versions can be viewed, not restored.")
+        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+            raise Http404
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change) -> None:
@@ -117,9 +140,12 @@ class CustomerAdmin(PortalAdmin):
     list_select_related = ("owner",)
     list_filter = ("currency", ("owner", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "billing_email", "id__exact")
-    autocomplete_fields = ("owner",)
-    readonly_fields = ("created_at", "updated_at")
+    customer_path = "pk"
+    # Ownership also grants an object permission: the "Assign sales manager" action
+    # changes both together.
+    readonly_fields = ("owner", "created_at", "updated_at")
     readonly_once_created = ("currency",)
+    object_actions = CUSTOMER_ACTIONS
 
 
 @admin.register(Namespace)
@@ -159,6 +185,7 @@ class SeatUsageReportAdmin(PortalAdmin):
         "received_at",
     )
     list_select_related = ("namespace__customer",)
+    customer_path = "namespace__customer"
     list_filter = ("namespace__kind",)
     search_fields = ("namespace__name", "namespace__license_key", "instance_id", "id__exact")
     date_hierarchy = "date"
@@ -209,7 +236,9 @@ class SubscriptionAdmin(PortalAdmin):
     )
     date_hierarchy = "term_end"
     autocomplete_fields = ("customer", "namespace")
-    readonly_once_created = ("currency",)
+    # Seats and prices move money: reconciliations, refunds and renewals change them.
+    readonly_once_created = ("currency", "seats", "annual_unit_price")
+    object_actions = SUBSCRIPTION_ACTIONS
     readonly_fields = (
         "qsr_status",
         "unit_price",
@@ -288,6 +317,8 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
     )
     list_select_related = ("subscription__customer", "subscription__namespace")
     list_filter = ("status", "skip_reason", "quarter", "currency")
+    customer_path = "subscription__customer"
+    object_actions = RECONCILIATION_ACTIONS
     search_fields = (
         "subscription__customer__name",
         "subscription__namespace__name",
@@ -332,6 +363,7 @@ class SuspensionAdmin(SubscriptionColumns, PortalAdmin):
     )
     list_select_related = ("subscription__customer", "subscription__namespace")
     list_filter = ("status", "mode", "extend_term")
+    customer_path = "subscription__customer"
     search_fields = (
         "subscription__customer__name",
         "subscription__namespace__name",
@@ -436,6 +468,7 @@ class InvoiceLineAdmin(InvoiceLineColumns, LedgerAdmin):
     # The currency of every amount is the invoice's, fetched with the row.
     list_select_related = ("invoice__customer",)
     list_filter = ("kind", "invoice__currency")
+    customer_path = "invoice__customer"
     search_fields = ("invoice__customer__name", "description", "invoice__id__exact", "id__exact")
     date_hierarchy = "period_start"
     fields = (
@@ -450,6 +483,36 @@ class InvoiceLineAdmin(InvoiceLineColumns, LedgerAdmin):
     @admin.display(description="Customer", ordering="invoice__customer__name")
     def customer(self, obj: InvoiceLine) -> Customer:
         return obj.invoice.customer
+
+
+@admin.register(QsrDisabledForBug)
+class QsrDisabledForBugAdmin(ViewOnly, admin.ModelAdmin):
+    """Every subscription whose QSR support disabled for a bug, with the links, who and
+    when; it leaves the list when someone re-enables QSR on the subscription's page."""
+
+    list_display = ("subscription", "customer", "bug", "ticket", "qsr_changed_by", "qsr_changed_at")
+    list_select_related = ("customer", "namespace", "qsr_changed_by")
+    search_fields = ("customer__name", "namespace__name", "qsr_bug_url", "qsr_ticket_url")
+    ordering = ("-qsr_changed_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        return policy.visible(qs, request.user, customer_path="customer")
+
+    @admin.display(description="Subscription")
+    def subscription(self, obj: Subscription) -> str:
+        url = reverse("admin:subscriptions_subscription_change", args=[obj.pk])
+        return format_html('<a href="{}">#{} {}</a>', url, obj.pk, obj.namespace)
+
+    @admin.display(description="Bug")
+    def bug(self, obj: Subscription) -> str:
+        return format_html('<a href="{}" rel="noopener">{}</a>', obj.qsr_bug_url, obj.qsr_bug_url)
+
+    @admin.display(description="Ticket")
+    def ticket(self, obj: Subscription) -> str:
+        return format_html(
+            '<a href="{}" rel="noopener">{}</a>', obj.qsr_ticket_url, obj.qsr_ticket_url
+        )
 
 
 from subscriptions import admin_jobs  # noqa: E402, F401  (registers the job run admin)

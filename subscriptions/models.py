@@ -372,6 +372,23 @@ class Subscription(TimeStamped):
         check_currency_decimals(self.annual_unit_price, self.currency, "annual_unit_price")
 
 
+class QsrDisabledForBugManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(qsr_state=SubscriptionQsrState.DISABLED_FOR_BUG)
+
+
+class QsrDisabledForBug(Subscription):
+    """The "QSR disabled for bugs" list: subscriptions support took off QSR for a bug,
+    until someone re-enables it."""
+
+    objects = QsrDisabledForBugManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "QSR disabled for a bug"
+        verbose_name_plural = "QSR disabled for bugs"
+
+
 class ReconciliationStatus(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     PENDING = "pending", "Pending (notified)"

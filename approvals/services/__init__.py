@@ -1,7 +1,7 @@
 """Approval workflows: filing requests, deciding, executing, disputes, expiry."""
 
 from .decisions import approval_approve, approval_cancel, approval_reject
-from .disputes import dispute_record, dispute_resolve
+from .disputes import DISPUTABLE, dispute_record, dispute_resolve
 from .execution import approval_execute_reset, approval_process_refund
 from .expiry import APPROVED_EXPIRES_AFTER, PENDING_EXPIRES_AFTER, approval_requests_expire
 from .requests import (
@@ -17,6 +17,7 @@ from .requests import (
 
 __all__ = [
     "APPROVED_EXPIRES_AFTER",
+    "DISPUTABLE",
     "PENDING_EXPIRES_AFTER",
     "approval_approve",
     "approval_cancel",

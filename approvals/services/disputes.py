@@ -89,7 +89,5 @@ def dispute_resolve(*, dispute: Dispute, resolution: str, actor) -> Dispute:
         d.status = Dispute.Status.RESOLVED
         d.resolution = resolution
         d.resolved_at = timezone.now()
-        save_with_reason(
-            d, ["status", "resolution", "resolved_at"], reason="resolved", actor=actor
-        )
+        save_with_reason(d, ["status", "resolution", "resolved_at"], reason="resolved", actor=actor)
         return d

@@ -31,9 +31,7 @@ def _executable(req: ApprovalRequest, kind: str, actor, action: policy.Action) -
             f"{req.get_status_display().lower()}."
         )
     if req.subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED):
-        raise DomainError(
-            f"The subscription is {req.subscription.get_status_display().lower()}."
-        )
+        raise DomainError(f"The subscription is {req.subscription.get_status_display().lower()}.")
 
 
 def approval_execute_reset(

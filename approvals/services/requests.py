@@ -80,7 +80,9 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
     """What `seats` more seats of overage would cost at the subscription's next charge."""
     if qsr_ineligibility(sub):
         amount = billing.waived_amount(
-            waived_seats=seats, annual_unit_price=sub.annual_unit_price, currency=sub.currency,
+            waived_seats=seats,
+            annual_unit_price=sub.annual_unit_price,
+            currency=sub.currency,
             quarter=None,
         )
         return amount, f"the annual true-up at term end ({sub.term_end})"
@@ -88,16 +90,16 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
     if quarter is None:
         return Decimal(0), "no further QSR charge this term (after the third quarter)"
     amount = billing.waived_amount(
-        waived_seats=seats, annual_unit_price=sub.annual_unit_price, currency=sub.currency,
+        waived_seats=seats,
+        annual_unit_price=sub.annual_unit_price,
+        currency=sub.currency,
         quarter=quarter,
     )
     day = billing.reconciliation_dates(sub.term_start)[quarter - 1]
     return amount, f"the Q{quarter} reconciliation on {day}"
 
 
-def _file(
-    stake: Stake, *, actor, justification: str, ticket_url: str, **extra
-) -> ApprovalRequest:
+def _file(stake: Stake, *, actor, justification: str, ticket_url: str, **extra) -> ApprovalRequest:
     request = ApprovalRequest(
         kind=stake.kind,
         requester=actor,
@@ -157,7 +159,9 @@ def pause_stake(*, subscription: Subscription, until: date | None, today: date) 
     if paused:
         quarter, day = paused[0]
         amount = billing.waived_amount(
-            waived_seats=overage, annual_unit_price=sub.annual_unit_price, currency=sub.currency,
+            waived_seats=overage,
+            annual_unit_price=sub.annual_unit_price,
+            currency=sub.currency,
             quarter=quarter,
         )
         effect.append(
@@ -362,9 +366,7 @@ def approval_request_refund(
 # --- Free period ------------------------------------------------------------------------
 
 
-def free_period_stake(
-    *, subscription: Subscription, start: date, days: int, today: date
-) -> Stake:
+def free_period_stake(*, subscription: Subscription, start: date, days: int, today: date) -> Stake:
     sub = _live(subscription)
     if not 1 <= days <= MAX_FREE_DAYS:
         raise DomainError(f"Give between 1 and {MAX_FREE_DAYS} free days.", field="days")
@@ -377,7 +379,10 @@ def free_period_stake(
         )
     charge = sub.seats * sub.annual_unit_price
     amount = billing.free_period_value(
-        charge=charge, currency=sub.currency, term_start=sub.term_start, term_end=sub.term_end,
+        charge=charge,
+        currency=sub.currency,
+        term_start=sub.term_start,
+        term_end=sub.term_end,
         days=days,
     )
     return Stake(

@@ -35,6 +35,9 @@ def customer_assign_owner(*, customer: Customer, owner, actor) -> Customer:
         if previous != owner:
             c.owner = owner
             save_with_reason(
-                c, ["owner"], reason=f"sales manager: {previous or '—'} -> {owner or '—'}", actor=actor
+                c,
+                ["owner"],
+                reason=f"sales manager: {previous or '—'} -> {owner or '—'}",
+                actor=actor,
             )
         return c

@@ -315,12 +315,14 @@ def test_service_owned_fields_cannot_be_edited(admin_client, make, fields):
     assert fields.isdisjoint(form.fields)
 
 
-def test_posting_a_qsr_disable_leaves_the_subscription_enabled(admin_client):
+def test_posting_a_qsr_disable_or_seats_leaves_them_alone(admin_client):
+    """Seats, price and QSR state move through services only: a forged edit form saves the
+    plain fields and ignores those."""
     sub = SubscriptionFactory()
     form = {
         "customer": sub.customer_id,
         "namespace": sub.namespace_id,
-        "plan": sub.plan,
+        "plan": "ultimate",
         "status": sub.status,
         "seats": "120",
         "annual_unit_price": "100.00",
@@ -338,7 +340,7 @@ def test_posting_a_qsr_disable_leaves_the_subscription_enabled(admin_client):
 
     assert response.status_code == 302
     sub.refresh_from_db()
-    assert sub.seats == 120
+    assert (sub.plan, sub.seats) == ("ultimate", 100)
     assert (sub.qsr_state, sub.qsr_bug_url) == ("enabled", "")
 
 

@@ -1,0 +1,136 @@
+"""Buttons on admin change pages that run a service, with a confirmation page.
+
+An `ObjectAction` names the policy action it needs, a form for its input, a `preview`
+that says what will change (computed by the services, writing nothing) and a `perform`
+that calls the service. The flow is form -> confirmation page showing the money and seat
+effect -> service. A rule the service refuses comes back as a form error; an action the
+user's role does not allow is a 403, whether the button was shown or the POST forged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from approvals import policy
+from subscriptions.errors import DomainError
+
+
+class NoInput(forms.Form):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectAction:
+    name: str  # the URL segment
+    label: str
+    action: policy.Action | Callable[[object], policy.Action]
+    perform: Callable  # (obj, data, user) -> success message
+    preview: Callable | None = None  # (obj, data, user) -> list of sentences
+    form: type[forms.Form] = NoInput
+    initial: Callable | None = None  # (obj) -> initial form data
+    available: Callable = field(default=lambda obj: True)  # the object's state allows it
+    danger: bool = False
+    intro: str = ""
+
+    def action_for(self, obj) -> policy.Action:
+        return self.action(obj) if callable(self.action) else self.action
+
+    def allowed(self, user, obj) -> bool:
+        return self.available(obj) and policy.may(user, self.action_for(obj), obj)
+
+
+class ObjectActionsMixin:
+    """For a ModelAdmin: `object_actions` become buttons and confirmation views."""
+
+    object_actions: tuple[ObjectAction, ...] = ()
+    change_form_template = "admin/portal/change_form.html"
+
+    def get_urls(self):
+        opts = self.model._meta
+        urls = [
+            path(
+                "<path:object_id>/do/<str:name>/",
+                self.admin_site.admin_view(self.object_action_view),
+                name=f"{opts.app_label}_{opts.model_name}_do",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def _action_url(self, obj, name: str) -> str:
+        opts = self.model._meta
+        return reverse(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_do", args=[obj.pk, name]
+        )
+
+    def buttons(self, request: HttpRequest, obj) -> list[dict]:
+        return [
+            {"label": a.label, "url": self._action_url(obj, a.name), "danger": a.danger}
+            for a in self.object_actions
+            if a.allowed(request.user, obj)
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context["object_actions"] = self.buttons(request, obj)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def object_action_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+        action = next((a for a in self.object_actions if a.name == name), None)
+        obj = self.get_object(request, unquote(object_id))  # only what the user may see
+        if action is None or obj is None:
+            raise Http404
+        policy.check(request.user, action.action_for(obj), obj)
+        if not action.available(obj):
+            messages.error(request, f"“{action.label}” does not apply to {obj} as it stands.")
+            return HttpResponseRedirect(self._change_url(obj))
+        if request.method == "POST":
+            form = action.form(request.POST)
+        else:
+            form = action.form(initial=action.initial(obj) if action.initial else None)
+        effect: list[str] | None = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                if request.POST.get("confirmed") == "yes":
+                    message = action.perform(obj, form.cleaned_data, request.user)
+                    messages.success(request, message)
+                    return HttpResponseRedirect(self._change_url(obj))
+                effect = (
+                    action.preview(obj, form.cleaned_data, request.user) if action.preview else []
+                )
+            except PermissionDenied:
+                raise
+            except DomainError as exc:
+                field_name = exc.field if exc.field in form.fields else None
+                form.add_error(field_name, exc.message)
+                effect = None
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{action.label}: {obj}",
+            "opts": opts,
+            "original": obj,
+            "action": action,
+            "form": form,
+            "effect": effect,
+            "confirming": effect is not None,
+            "change_url": self._change_url(obj),
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/portal/object_action.html", context)
+
+    def _change_url(self, obj) -> str:
+        opts = self.model._meta
+        return reverse(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
+        )
