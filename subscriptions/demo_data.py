@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from guardian.shortcuts import assign_perm
 from simple_history.utils import bulk_create_with_history
 
+from approvals.policy import OWN_CUSTOMER
 from subscriptions import billing
 from subscriptions.models import (
     Customer,
@@ -150,6 +152,9 @@ def seed(
     customer_rows = bulk_create_with_history(
         customer_rows, Customer, default_change_reason=CHANGE_REASON
     )
+    for manager in sales_managers:
+        # Ownership is what scopes a sales manager to their accounts (django-guardian).
+        assign_perm(OWN_CUSTOMER, manager, [c for c in customer_rows if c.owner == manager])
 
     namespaces: list[Namespace] = []
     for i, customer in enumerate(customer_rows):

@@ -330,7 +330,7 @@ def approval_request_refund(
         stake = refund_stake(reconciliation=recon, seats=seats)
         sub = recon.subscription
         reset = (
-            ApprovalRequest.objects.select_for_update()
+            ApprovalRequest.objects.select_for_update(of=("self",))
             .filter(
                 subscription=sub,
                 kind=Kind.MAX_SEATS_RESET,

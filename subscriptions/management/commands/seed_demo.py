@@ -17,10 +17,12 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
+from guardian.models import UserObjectPermission
 from tqdm import tqdm
 
 from approvals import roles
-from approvals.models import ApprovalDecision, ApprovalRequest
+from approvals.demo_data import seed_workflows
+from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from subscriptions import demo_data
 from subscriptions.models import (
     Customer,
@@ -103,6 +105,7 @@ class Command(BaseCommand):
                     support_user=users["support"],
                     progress=progress,
                 )
+                result.counts.update(seed_workflows(users=users, today=anchor))
                 summary = ", ".join(f"{n} {what}" for what, n in result.counts.items())
                 self.stdout.write(self.style.SUCCESS(f"Demo data loaded: {summary}."))
 
@@ -150,7 +153,9 @@ class Command(BaseCommand):
 
     def _delete_book(self) -> None:
         # Children before parents: the ledger protects what it refers to.
+        UserObjectPermission.objects.filter(content_type__app_label="subscriptions").delete()
         for model in (
+            Dispute,
             ApprovalDecision,
             ApprovalRequest,
             InvoiceLine,
