@@ -35,6 +35,21 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
+def test_production_cookies_are_https_only_and_logins_are_throttled():
+    code = (
+        "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE,"
+        " s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS,"
+        " s.SESSION_COOKIE_AGE, s.SESSION_EXPIRE_AT_BROWSER_CLOSE, s.AXES_ENABLED,"
+        " s.AUTHENTICATION_BACKENDS[0], s.MIDDLEWARE[-1])"
+    )
+    result = run_manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [
+        *["True", "True", "True", "31536000", "28800", "True", "True"],
+        *["axes.backends.AxesStandaloneBackend", "axes.middleware.AxesMiddleware"],
+    ]
+
+
 def test_production_refuses_to_start_without_a_secret_key():
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
     result = run_manage("check", env=env)
