@@ -154,6 +154,8 @@ class Command(BaseCommand):
     def _delete_book(self) -> None:
         # Children before parents: the ledger protects what it refers to.
         UserObjectPermission.objects.filter(content_type__app_label="subscriptions").delete()
+        ApprovalDecision.objects.all().delete()
+        ApprovalRequest.objects.filter(linked_reset__isnull=False).delete()  # refunds first
         for model in (
             Dispute,
             ApprovalDecision,
