@@ -94,7 +94,6 @@ class ApprovalRequestAdmin(SubscriptionColumns, PortalAdmin):
         "kind",
         "status",
         "customer",
-        "namespace",
         "requester",
         "seats_at_stake",
         "amount_display",
