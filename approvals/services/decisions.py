@@ -67,9 +67,10 @@ def approval_approve(*, request: ApprovalRequest, actor, reason: str = "") -> Ap
     (and applies a pause or free period)."""
     with transaction.atomic():
         req = lock(request)
+        # A repeated click, whether other slots still wait or not: already counted.
+        if req.decisions.filter(approver=actor, decision="approve").exists():
+            return req
         if req.status != Status.PENDING:
-            if req.decisions.filter(approver=actor, decision="approve").exists():
-                return req  # a repeated click: already counted
             raise DomainError(f"This request is {req.get_status_display().lower()} already.")
         policy.check(actor, policy.Action.DECIDE, req)
         slot = policy.slots_for(actor, req)[0]
@@ -112,6 +113,11 @@ def approval_cancel(*, request: ApprovalRequest, actor, reason: str = "") -> App
         policy.check(actor, policy.Action.CANCEL_REQUEST, req)
         if req.status == Status.CANCELLED:
             return req
+        if _refund_processed(req):
+            raise DomainError(
+                "The refund linked to this max seats reset was processed; support executes "
+                "the reset to complete it (without it the refunded seats are charged again)."
+            )
         move(req, Status.CANCELLED, actor=actor, reason=f"cancelled: {reason}".strip(": "))
         _end_linked_refund(req, actor=actor, why="its max seats reset was cancelled")
         notify_on_commit("decided", req.pk)
@@ -130,6 +136,14 @@ def _decide(req: ApprovalRequest, *, actor, slot: str, decision: str, reason: st
     d._change_reason = f"{decision} ({slot})"
     d._history_user = actor
     d.save()
+
+
+def _refund_processed(reset: ApprovalRequest) -> bool:
+    """A reset whose refund deal desk processed must be executed, not dropped."""
+    return (
+        reset.kind == Kind.MAX_SEATS_RESET
+        and ApprovalRequest.objects.filter(linked_reset=reset, status=Status.EXECUTED).exists()
+    )
 
 
 def _end_linked_refund(reset: ApprovalRequest, *, actor, why: str) -> None:

@@ -41,6 +41,7 @@ def approval_execute_reset(
     seats in use <= new <= max seats used, and no more below it than was approved."""
     with transaction.atomic():
         req = lock(request)
+        policy.check(actor, policy.Action.EXECUTE_RESET, req)
         if req.status == Status.EXECUTED and req.reset_to == new_max_seats:
             return req
         _executable(req, Kind.MAX_SEATS_RESET, actor, policy.Action.EXECUTE_RESET)
@@ -86,11 +87,18 @@ def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalReque
     mark the reconciliation refunded once all its overage is. Needs the refund and its
     linked max seats reset approved."""
     with transaction.atomic():
+        # The reset first, then the refund: the order cancelling or rejecting the reset
+        # locks them in, so the reset cannot be dropped while the refund is processed.
+        reset = (
+            ApprovalRequest.objects.select_for_update()
+            .filter(pk__in=ApprovalRequest.objects.filter(pk=request.pk).values("linked_reset"))
+            .first()
+        )
         req = lock(request)
+        policy.check(actor, policy.Action.PROCESS_REFUND, req)
         if req.status == Status.EXECUTED and req.kind == Kind.QSR_REFUND:
             return req
         _executable(req, Kind.QSR_REFUND, actor, policy.Action.PROCESS_REFUND)
-        reset = req.linked_reset
         if reset.status not in (Status.APPROVED, Status.EXECUTED):
             raise DomainError(
                 f"The linked max seats reset #{reset.pk} is {reset.get_status_display().lower()};"

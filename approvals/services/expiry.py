@@ -26,7 +26,14 @@ def approval_requests_expire(*, run_date: date, actor=None, only=None) -> Counte
         status=ApprovalRequest.Status.APPROVED,
         decided_at__date__lte=run_date - APPROVED_EXPIRES_AFTER,
     )
-    requests = ApprovalRequest.objects.filter(stale)
+    # A reset whose refund deal desk processed waits for support, however long: dropping
+    # it would charge the refunded seats again.
+    processed_refunds = ApprovalRequest.objects.filter(
+        kind=ApprovalRequest.Kind.QSR_REFUND, status=ApprovalRequest.Status.EXECUTED
+    )
+    requests = ApprovalRequest.objects.filter(stale).exclude(
+        pk__in=processed_refunds.values("linked_reset_id")
+    )
     if only is not None:
         requests = requests.filter(subscription_id__in=only)
     with transaction.atomic():

@@ -58,10 +58,10 @@ def _messages_for_request(event: str, req) -> list[EmailMessage]:
     messages = []
     summary = _request_summary(req)
 
-    def mail(users, subject):
+    def mail(users, subject, body=summary):
         to = sorted({u.email for u in users if u.email})
         if to:
-            messages.append(EmailMessage(subject=subject, body=summary, to=to))
+            messages.append(EmailMessage(subject=subject, body=body, to=to))
 
     if event == "needs_approval" and req.status == req.Status.PENDING:
         decided = {d.approver_id for d in req.decisions.all()}
@@ -79,20 +79,24 @@ def _messages_for_request(event: str, req) -> list[EmailMessage]:
         mail([req.requester], f"Your request was {req.get_status_display().lower()}: {req}")
         if event == "decided" and req.status == req.Status.APPROVED:
             mail(_executors(req), f"Ready to execute: {req}")
+            # When the reset comes second, deal desk hears of the refund waiting on it.
+            refund = getattr(req, "refund", None)  # the reverse one-to-one, when linked
+            if refund is not None and refund.status == req.Status.APPROVED:
+                mail(
+                    _role_members(DEAL_DESK, exclude={refund.requester_id}),
+                    f"Ready to execute: {refund}",
+                    _request_summary(refund),
+                )
     return messages
 
 
 def _executors(req) -> list:
     """Who executes `req` once approved: support a reset, deal desk a refund whose reset
-    is approved too (and when the reset comes second, the refund waiting on it)."""
+    is approved too."""
     kind = req.Kind
     exclude = {req.requester_id}
     if req.kind == kind.MAX_SEATS_RESET:
-        users = _role_members(SUPPORT, exclude=exclude)
-        refund = getattr(req, "refund", None)  # the reverse one-to-one, when linked
-        if refund is not None and refund.status == req.Status.APPROVED:
-            users += _role_members(DEAL_DESK, exclude={refund.requester_id})
-        return users
+        return _role_members(SUPPORT, exclude=exclude)
     if req.kind == kind.QSR_REFUND and req.linked_reset.status in (
         req.Status.APPROVED,
         req.Status.EXECUTED,

@@ -329,6 +329,16 @@ def approval_request_refund(
         ).get(pk=reconciliation.pk)
         stake = refund_stake(reconciliation=recon, seats=seats)
         sub = recon.subscription
+        open_refund = ApprovalRequest.objects.filter(
+            reconciliation=recon,
+            kind=Kind.QSR_REFUND,
+            status__in=[ApprovalRequest.Status.PENDING, ApprovalRequest.Status.APPROVED],
+        ).first()
+        if open_refund is not None:
+            raise DomainError(
+                f"A refund of this reconciliation is open already (request #{open_refund.pk}); "
+                "decide or cancel it first."
+            )
         reset = (
             ApprovalRequest.objects.select_for_update(of=("self",))
             .filter(

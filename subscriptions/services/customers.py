@@ -26,7 +26,12 @@ def customer_assign_owner(*, customer: Customer, owner, actor) -> Customer:
     if owner is not None and (not owner.is_active or SALES not in policy.roles_of(owner)):
         raise DomainError(f"{owner} is not an active sales manager.", field="owner")
     with transaction.atomic():
-        c = Customer.objects.select_for_update().select_related("owner").get(pk=customer.pk)
+        # Only the customer row: PostgreSQL cannot lock the nullable side of the owner join.
+        c = (
+            Customer.objects.select_for_update(of=("self",))
+            .select_related("owner")
+            .get(pk=customer.pk)
+        )
         previous = c.owner
         if previous is not None and previous != owner:
             remove_perm(PERMISSION, previous, c)
