@@ -20,12 +20,14 @@ from subscriptions.admin import LedgerAdmin, PortalAdmin, SubscriptionColumns, V
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
 
-# A pending request with a slot the user's roles fill that nobody has filled yet.
+# A pending request with a slot the user's roles fill that nobody has filled yet. The
+# slot is qualified (s.slot): bare, `slot` inside the subquery would be the decision's own
+# column, and any decision would then count as filling every slot.
 _OPEN_SLOT_FOR = """EXISTS (
-    SELECT 1 FROM unnest(approvals_approvalrequest.required_slots) AS slot
-    WHERE slot = ANY(%s) AND NOT EXISTS (
+    SELECT 1 FROM unnest(approvals_approvalrequest.required_slots) AS s(slot)
+    WHERE s.slot = ANY(%s) AND NOT EXISTS (
         SELECT 1 FROM approvals_approvaldecision d
-        WHERE d.request_id = approvals_approvalrequest.id AND d.slot = slot))"""
+        WHERE d.request_id = approvals_approvalrequest.id AND d.slot = s.slot))"""
 
 
 def awaiting(user, queryset: QuerySet) -> QuerySet:

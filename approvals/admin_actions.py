@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import URLValidator
 from django.utils import timezone
 
 from approvals import policy, services
 from approvals.models import ApprovalRequest, Dispute
 from approvals.roles import SALES
+from approvals.services.execution import reset_value_check
 from portal.admin_actions import ObjectAction
 from subscriptions import billing
+from subscriptions.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription
 from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.subscriptions import (
@@ -26,11 +29,18 @@ Status = ApprovalRequest.Status
 LINK = {"assume_scheme": "https", "max_length": 200}
 
 
+class LinkField(forms.URLField):
+    """An http(s) link, as the services require (`check_url`): an ftp link refused only on
+    confirmation would have had a confirmation page promise what cannot happen."""
+
+    default_validators = [URLValidator(schemes=["http", "https"])]
+
+
 class WhyForm(forms.Form):
     """What every request carries; subclasses put their own fields first."""
 
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    ticket_url = forms.URLField(label="Ticket link", **LINK)
+    ticket_url = LinkField(label="Ticket link", **LINK)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,8 +49,8 @@ class WhyForm(forms.Form):
 
 
 class BugDisableForm(forms.Form):
-    bug_url = forms.URLField(label="Bug link", help_text="The confirmed bug report.", **LINK)
-    ticket_url = forms.URLField(label="Ticket link", **LINK)
+    bug_url = LinkField(label="Bug link", help_text="The confirmed bug report.", **LINK)
+    ticket_url = LinkField(label="Ticket link", **LINK)
 
 
 class PauseForm(WhyForm):
@@ -68,7 +78,7 @@ class DisputeForm(forms.Form):
     reason = forms.CharField(
         label="What the customer disputes", widget=forms.Textarea(attrs={"rows": 3})
     )
-    ticket_url = forms.URLField(label="Support ticket link", **LINK)
+    ticket_url = LinkField(label="Support ticket link", **LINK)
 
 
 class ReasonForm(forms.Form):
@@ -233,10 +243,17 @@ SUBSCRIPTION_ACTIONS = (
 
 
 def _dispute_preview(recon, data, user):
-    owner = recon.subscription.customer.owner
+    customer = recon.subscription.customer
+    owner = customer.owner
+    if owner is None or not owner.is_active:
+        # What `dispute_record` refuses: there is nobody to route the dispute to.
+        raise DomainError(
+            f"{customer} has no active sales manager to route the dispute to; ask sales ops "
+            "to assign one."
+        )
     return [
         f"A dispute of {recon} ({billing.format_money(recon.amount or 0, recon.currency)}) is "
-        f"routed to the account's sales manager, {owner or '— none assigned —'}, by email.",
+        f"routed to the account's sales manager, {owner}, by email.",
         f"Your ticket {data['ticket_url']} is recorded as closed (routed). The reconciliation "
         "itself does not change.",
     ]
@@ -331,8 +348,10 @@ def _reject_preview(req, data, user):
 
 def _execute_reset_preview(req, data, user):
     ns = req.subscription.namespace
+    new = data["new_max_seats"]
+    reset_value_check(ns, new, approved_seats=req.seats_at_stake)
     return [
-        f"Max seats used of {ns} goes from {ns.max_seats_used} to {data['new_max_seats']} "
+        f"Max seats used of {ns} goes from {ns.max_seats_used} to {new} "
         f"({ns.seats_in_use} in use; approval waives up to {req.seats_at_stake} seats).",
         f"Documented with the ticket {req.ticket_url}.",
     ]

@@ -34,6 +34,23 @@ def _executable(req: ApprovalRequest, kind: str, actor, action: policy.Action) -
         raise DomainError(f"The subscription is {req.subscription.get_status_display().lower()}.")
 
 
+def reset_value_check(ns: Namespace, new_max_seats: int, *, approved_seats: int) -> None:
+    """The value support enters: seats in use <= new <= max seats used, lowered by no more
+    than the approval waived. The confirmation page checks the same before it shows it."""
+    if not ns.seats_in_use <= new_max_seats <= ns.max_seats_used:
+        raise DomainError(
+            f"Enter a value between the seats in use ({ns.seats_in_use}) and the max "
+            f"seats used ({ns.max_seats_used}).",
+            field="new_max_seats",
+        )
+    if ns.max_seats_used - new_max_seats > approved_seats:
+        raise DomainError(
+            f"The approval waives {approved_seats} seats: the value cannot go below "
+            f"{ns.max_seats_used - approved_seats}.",
+            field="new_max_seats",
+        )
+
+
 def approval_execute_reset(
     *, request: ApprovalRequest, new_max_seats: int, actor
 ) -> ApprovalRequest:
@@ -46,18 +63,7 @@ def approval_execute_reset(
             return req
         _executable(req, Kind.MAX_SEATS_RESET, actor, policy.Action.EXECUTE_RESET)
         ns = Namespace.objects.select_for_update().get(pk=req.subscription.namespace_id)
-        if not ns.seats_in_use <= new_max_seats <= ns.max_seats_used:
-            raise DomainError(
-                f"Enter a value between the seats in use ({ns.seats_in_use}) and the max "
-                f"seats used ({ns.max_seats_used}).",
-                field="new_max_seats",
-            )
-        if ns.max_seats_used - new_max_seats > req.seats_at_stake:
-            raise DomainError(
-                f"The approval waives {req.seats_at_stake} seats: the value cannot go below "
-                f"{ns.max_seats_used - req.seats_at_stake}.",
-                field="new_max_seats",
-            )
+        reset_value_check(ns, new_max_seats, approved_seats=req.seats_at_stake)
         was = ns.max_seats_used
         ns.max_seats_used = new_max_seats
         ns.max_seats_used_changed_at = timezone.now()
