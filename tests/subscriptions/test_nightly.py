@@ -10,7 +10,14 @@ from django.core import mail
 from django.db import connection, transaction
 
 from subscriptions import billing
-from subscriptions.models import Invoice, InvoiceLine, JobRun, Reconciliation, Subscription
+from subscriptions.models import (
+    Invoice,
+    InvoiceLine,
+    JobRun,
+    Namespace,
+    Reconciliation,
+    Subscription,
+)
 from subscriptions.services import reconciliations as recon_services
 from subscriptions.services.nightly import (
     NIGHTLY_LOCK_KEY,
@@ -18,7 +25,7 @@ from subscriptions.services.nightly import (
     nightly_run,
     nightly_run_request,
 )
-from tests.factories import SelfManagedNamespaceFactory, SubscriptionFactory
+from tests.factories import SelfManagedNamespaceFactory, SubscriptionFactory, UserFactory
 
 Q1_END = date(2026, 4, 1)
 INVOICE_DAY = date(2026, 4, 8)
@@ -145,6 +152,43 @@ def test_a_pending_reconciliation_of_a_subscription_paused_before_invoicing_is_s
     recon = Reconciliation.objects.get(subscription=sub)
     assert (recon.status, recon.skip_reason) == ("skipped", "paused")
     assert not Invoice.objects.filter(idempotency_key=f"qsr:{recon.pk}").exists()
+
+
+@pytest.mark.django_db
+def test_every_record_a_night_changes_has_a_history_row_with_who_and_why():
+    invoiced, no_overage, paused = book(3)
+    Namespace.objects.filter(pk=no_overage.namespace_id).update(seats_in_use=90, max_seats_used=90)
+    actor = UserFactory()
+    Subscription.objects.filter(pk=paused.pk).update(qsr_state="paused", qsr_paused_until=Q1_END)
+    nightly_run(run_date=Q1_END, actor=actor)
+    nightly_run(run_date=INVOICE_DAY, actor=actor)
+
+    def trail(obj) -> list[tuple]:
+        return [
+            (h.history_type, h.history_user, h.history_change_reason)
+            for h in obj.history.order_by("history_id")
+        ]
+
+    created, notified = f"nightly {Q1_END}", f"nightly {INVOICE_DAY}"
+    recons = {r.subscription_id: r for r in Reconciliation.objects.all()}
+    assert trail(recons[invoiced.pk]) == [
+        ("+", actor, created), ("~", actor, created), ("~", actor, notified),
+    ]  # fmt: skip
+    assert trail(recons[no_overage.pk]) == [("+", actor, created), ("~", actor, created)]
+    assert trail(recons[paused.pk]) == [("+", actor, created)]  # skipped when created
+    # The latest history row is the record as it stands.
+    fields = ["status", "skip_reason", "seats_paid", "max_seats_used", "overage_seats",
+              "annual_unit_price", "amount", "notified_at", "invoiced_at", "attempts"]  # fmt: skip
+    for recon in recons.values():
+        latest = recon.history.order_by("history_id").last()
+        assert [getattr(latest, f) for f in fields] == [getattr(recon, f) for f in fields]
+    invoice = Invoice.objects.get()
+    assert trail(invoice) == [("+", actor, notified)]
+    assert trail(invoice.lines.get()) == [("+", actor, notified)]
+    invoiced.refresh_from_db()
+    assert trail(invoiced)[-1] == ("~", actor, f"QSR overage invoiced ({notified})")
+    assert invoiced.history.order_by("history_id").last().seats == invoiced.seats == 110
+    assert no_overage.history.count() == 1  # its creation: no seats added
 
 
 @pytest.mark.django_db
