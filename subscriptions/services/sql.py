@@ -9,9 +9,10 @@ and the statement casts it to the column type.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 
 def pg_array(values: Iterable) -> str:
@@ -20,18 +21,34 @@ def pg_array(values: Iterable) -> str:
     return "{" + ",".join(map(_element, values)) + "}"
 
 
+def _quoted(text: str) -> str:
+    # Quoted, so that commas, braces, blanks or the word NULL stay text.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _iso(value: date) -> str:
+    return f'"{value.isoformat()}"'  # a datetime keeps its offset
+
+
+_ENCODERS: dict[type, Callable[[Any], str]] = {
+    type(None): lambda _: "NULL",
+    bool: lambda value: "t" if value else "f",
+    int: str,
+    Decimal: str,
+    date: _iso,
+    datetime: _iso,
+    str: _quoted,
+}
+
+
 def _element(value) -> str:
-    if value is None:
-        return "NULL"
-    if value is True or value is False:
-        return "t" if value else "f"
-    if isinstance(value, int | Decimal):
-        return str(value)
-    if isinstance(value, date):  # datetime too: isoformat() keeps its offset
-        return f'"{value.isoformat()}"'
-    if isinstance(value, str):
-        # Quoted, so that commas, braces, blanks or the word NULL stay text.
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    encode = _ENCODERS.get(type(value))
+    if encode is not None:
+        return encode(value)
+    # Subclasses, such as a TextChoices member (a str) or an IntegerChoices one.
+    for kind in (bool, int, Decimal, date, str):
+        if isinstance(value, kind):
+            return _ENCODERS[kind](value if kind is date else kind(value))
     raise TypeError(f"cannot put a {type(value).__name__} into an SQL array: {value!r}")
 
 

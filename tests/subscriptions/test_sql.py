@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from subscriptions.models import InvoiceLine
 from subscriptions.services.sql import pg_array, pg_arrays
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +46,10 @@ def test_timestamps_keep_their_instant():
 def test_an_empty_list_is_an_empty_array():
     assert read_back([], "bigint") == []
     assert pg_arrays([], 3) == ["{}", "{}", "{}"]
+
+
+def test_choices_go_in_as_their_values():
+    assert read_back([InvoiceLine.Kind.QSR_OVERAGE], "text") == ["qsr_overage"]
 
 
 def test_floats_are_refused():
