@@ -263,9 +263,9 @@ def _namespace_ids(kind: str, keys: set[str]) -> dict[str, int]:
 _REPORT = SeatUsageReport._meta.db_table
 _HISTORY = SeatUsageReport.history.model._meta.db_table
 
-# The rows to write for one batch: `best` folds several instances of one license and day
-# into the highest; `decided` keeps those that create a report or change one.
-_DECIDE = f"""
+# One batch of rows; `best` folds several instances of one license and day into the
+# highest.
+_INCOMING = """
 WITH incoming AS (
     SELECT *
     FROM unnest(%(namespace_ids)s::bigint[], %(dates)s::date[], %(users)s::integer[],
@@ -276,7 +276,29 @@ best AS (
     SELECT DISTINCT ON (namespace_id, date) *
     FROM incoming
     ORDER BY namespace_id, date, billable_users DESC, line
-),
+)
+"""
+
+# Whether the incoming row `{new}` replaces the day's existing `report`. Another instance
+# takes the day only with a higher count; the instance that holds it (for SaaS: always,
+# instance_id '') replaces its own numbers; an identical re-send changes nothing.
+_REPLACES = """(
+    (
+        {new}.billable_users > report.billable_users
+        OR EXISTS (
+            SELECT 1 FROM incoming
+            WHERE incoming.namespace_id = report.namespace_id
+              AND incoming.date = report.date
+              AND incoming.instance_id = report.instance_id
+        )
+    )
+    AND ({new}.billable_users, {new}.max_historical_user_count, {new}.instance_id)
+        IS DISTINCT FROM
+        (report.billable_users, report.max_historical_user_count, report.instance_id)
+)"""
+
+# A dry run: what the write would create and replace.
+_COUNT = f"""{_INCOMING},
 decided AS (
     SELECT best.*, report.id IS NULL AS is_new
     FROM best
@@ -287,45 +309,24 @@ decided AS (
         WHERE r.namespace_id = best.namespace_id AND r.date = best.date
         LIMIT 1
     ) AS report ON true
-    WHERE report.id IS NULL
-       OR (
-            -- Another instance takes the day only with a higher count; the instance that
-            -- holds it (for SaaS: always, instance_id '') replaces its own numbers.
-            (
-                best.billable_users > report.billable_users
-                OR EXISTS (
-                    SELECT 1 FROM incoming
-                    WHERE incoming.namespace_id = report.namespace_id
-                      AND incoming.date = report.date
-                      AND incoming.instance_id = report.instance_id
-                )
-            )
-            AND (best.billable_users, best.max_historical_user_count, best.instance_id)
-                IS DISTINCT FROM
-                (report.billable_users, report.max_historical_user_count, report.instance_id)
-       )
+    WHERE report.id IS NULL OR {_REPLACES.format(new="best")}
 )
-"""
-
-_COUNT = (
-    _DECIDE
-    + """
 SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM decided
 """
-)
 
+# The write: the upsert's own conflict check finds the existing report (no separate
+# probe), and its WHERE leaves the day alone unless the rule says to replace it.
 _COLUMNS = "namespace_id, date, billable_users, max_historical_user_count, instance_id"
-_WRITE = (
-    _DECIDE
-    + f"""
-, written AS (
+_WRITE = f"""{_INCOMING},
+written AS (
     INSERT INTO {_REPORT} AS report ({_COLUMNS}, received_at)
-    SELECT {_COLUMNS}, %(now)s FROM decided
+    SELECT {_COLUMNS}, %(now)s FROM best
     ON CONFLICT (namespace_id, date) DO UPDATE SET
         billable_users = EXCLUDED.billable_users,
         max_historical_user_count = EXCLUDED.max_historical_user_count,
         instance_id = EXCLUDED.instance_id,
         received_at = EXCLUDED.received_at
+    WHERE {_REPLACES.format(new="EXCLUDED")}
     RETURNING report.id, {_COLUMNS}, received_at, report.xmax = 0 AS inserted
 ),
 history AS (
@@ -337,7 +338,6 @@ history AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
-)
 
 
 def usage_import(
