@@ -18,6 +18,13 @@ from typing import Any
 def pg_array(values: Iterable) -> str:
     """The PostgreSQL array literal of `values`: None, bool, int, Decimal, date,
     datetime or str elements (pass it as one parameter cast to `<type>[]`)."""
+    values = values if isinstance(values, list | tuple) else list(values)
+    kinds = set(map(type, values))
+    # Columns of one plain type, the usual case, need no per-element dispatch.
+    if kinds == {int} or kinds == {Decimal}:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds == {date}:
+        return "{" + ",".join(map(date.isoformat, values)) + "}"
     return "{" + ",".join(map(_element, values)) + "}"
 
 
