@@ -299,21 +299,30 @@ class _ScheduledRow(NamedTuple):
 # peak is taken over the quarter's reports. The mark stays the ceiling, so a max seats
 # reset is respected; a namespace without reports keeps its mark. Reports dated before
 # `usage_counted_from` (a reset, a new term) do not count.
+#
+# Most namespaces reach their mark within the quarter: one report at the mark, looked
+# for from the latest day back, settles the peak without reading the whole quarter.
+_QUARTER_REPORTS = f"""
+    FROM {SeatUsageReport._meta.db_table} u
+    WHERE u.namespace_id = n.id AND u.date >= since.day AND u.date < r.reconciliation_date
+"""
 _LOCK_SCHEDULED = f"""
 SELECT r.id, r.quarter,
        r.seats_paid, r.max_seats_used, r.overage_seats, r.annual_unit_price,
        r.remaining_quarters, r.amount,
-       s.seats, s.annual_unit_price, s.currency, n.max_seats_used, peak.seats, {_QSR_TERMS}
+       s.seats, s.annual_unit_price, s.currency, n.max_seats_used,
+       COALESCE(
+           (SELECT n.max_seats_used {_QUARTER_REPORTS}
+              AND u.billable_users >= n.max_seats_used ORDER BY u.date DESC LIMIT 1),
+           (SELECT max(u.billable_users) {_QUARTER_REPORTS})
+       ),
+       {_QSR_TERMS}
 FROM {Reconciliation._meta.db_table} r
 JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
 JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
-LEFT JOIN LATERAL (
-    SELECT max(u.billable_users) AS seats
-    FROM {SeatUsageReport._meta.db_table} u
-    WHERE u.namespace_id = n.id
-      AND u.date >= GREATEST(r.term_start, COALESCE(n.usage_counted_from, r.term_start))
-      AND u.date < r.reconciliation_date
-) AS peak ON true
+CROSS JOIN LATERAL (
+    SELECT GREATEST(r.term_start, COALESCE(n.usage_counted_from, r.term_start)) AS day
+) AS since
 WHERE r.id = ANY(%(ids)s::bigint[]) AND r.status = 'scheduled'
 ORDER BY r.id
 FOR UPDATE OF r, s SKIP LOCKED

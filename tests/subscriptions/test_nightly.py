@@ -25,7 +25,12 @@ from subscriptions.services.nightly import (
     nightly_run,
     nightly_run_request,
 )
-from tests.factories import SelfManagedNamespaceFactory, SubscriptionFactory, UserFactory
+from tests.factories import (
+    SeatUsageReportFactory,
+    SelfManagedNamespaceFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
 
 Q1_END = date(2026, 4, 1)
 INVOICE_DAY = date(2026, 4, 8)
@@ -152,6 +157,28 @@ def test_a_pending_reconciliation_of_a_subscription_paused_before_invoicing_is_s
     recon = Reconciliation.objects.get(subscription=sub)
     assert (recon.status, recon.skip_reason) == ("skipped", "paused")
     assert not Invoice.objects.filter(idempotency_key=f"qsr:{recon.pk}").exists()
+
+
+@pytest.mark.django_db
+def test_the_quarter_peak_is_the_highest_report_of_the_quarter_capped_by_the_mark():
+    later, reset, silent = book(3)
+
+    def report(sub, day, users):
+        SeatUsageReportFactory(namespace=sub.namespace, date=day, billable_users=users)
+
+    # Usage after the quarter end raised the mark: it belongs to the next quarter.
+    report(later, date(2026, 2, 10), 115)
+    report(later, date(2026, 3, 31), 112)
+    report(later, Q1_END, 120)
+    # A max seats reset lowered the mark below the quarter's reports: the mark wins.
+    report(reset, date(2026, 3, 1), 130)
+    Namespace.objects.filter(pk=later.namespace_id).update(seats_in_use=120, max_seats_used=120)
+    Namespace.objects.filter(pk=reset.namespace_id).update(seats_in_use=100, max_seats_used=112)
+    nightly_run(run_date=Q1_END)
+
+    peaks = dict(Reconciliation.objects.values_list("subscription_id", "max_seats_used"))
+    # The namespace without reports keeps its recorded mark (110).
+    assert peaks == {later.pk: 115, reset.pk: 112, silent.pk: 110}
 
 
 @pytest.mark.django_db
