@@ -92,20 +92,44 @@ def skip_reason(sub: QsrTerms, *, on: date, suspended: bool) -> str:
     return ""
 
 
-_SUSPENDED_ON_SQL = f"""
-SELECT DISTINCT p.subscription_id
+# Suspensions that stop the service (a free period does not) and overlap [since, until].
+_SUSPENSIONS_SQL = f"""
+SELECT p.subscription_id, p.suspend_date, p.resume_date
 FROM {Suspension._meta.db_table} p
 WHERE p.subscription_id = ANY(%(ids)s::bigint[])
-  AND p.suspend_date <= %(on)s::date AND p.resume_date > %(on)s::date
+  AND p.suspend_date <= %(until)s::date AND p.resume_date > %(since)s::date
   AND p.status <> '{Suspension.Status.CANCELLED}' AND p.mode <> '{Suspension.Mode.FREE_PERIOD}'
+ORDER BY p.subscription_id, p.suspend_date
 """
+
+Periods = dict[int, list[tuple[date, date]]]
+
+
+def _suspensions(subscription_ids: Iterable[int], *, since: date, until: date) -> Periods:
+    """The suspended periods [suspend, resume) of these subscriptions that overlap
+    [since, until], in date order, by subscription."""
+    periods: Periods = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SUSPENSIONS_SQL, {"ids": pg_array(subscription_ids), "since": since, "until": until}
+        )
+        for sub_id, start, end in cursor.fetchall():
+            periods.setdefault(sub_id, []).append((start, end))
+    return periods
 
 
 def _suspended_on(subscription_ids: Iterable[int], on: date) -> set[int]:
-    """Subscriptions whose service is suspended on `on` (a free period is not a suspension)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_SUSPENDED_ON_SQL, {"ids": pg_array(subscription_ids), "on": on})
-        return {row[0] for row in cursor.fetchall()}
+    """Subscriptions whose service is suspended on `on`."""
+    return set(_suspensions(subscription_ids, since=on, until=on))
+
+
+def _in_service_from(periods: list[tuple[date, date]], day: date) -> date:
+    """`day`, or, when a suspension covers it, the day service resumes (after any
+    suspension that follows on directly)."""
+    for start, end in periods:
+        if start <= day < end:
+            day = end
+    return day
 
 
 # Every subscription of a term shares its quarter ends: work them out once per term start.
@@ -518,8 +542,19 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_DUE, {"ids": pg_array(ids)})
             recons = list(map(_DueRow._make, cursor.fetchall()))
-        suspended = _suspended_on({r.subscription_id for r in recons}, run_date)
+        if not recons:
+            return counts
+        periods = _suspensions(
+            {r.subscription_id for r in recons},
+            since=min(r.invoice_date for r in recons),
+            until=run_date,
+        )
         # Nothing amends a suspended subscription: its invoice waits for the resume.
+        suspended = {
+            sub_id
+            for sub_id, spans in periods.items()
+            if any(start <= run_date < end for start, end in spans)
+        }
         counts["deferred:suspended"] += sum(r.subscription_id in suspended for r in recons)
         recons = [r for r in recons if r.subscription_id not in suspended]
         if not recons:
@@ -544,8 +579,11 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
                     customer_id=recon.customer_id,
                     subscription_id=recon.subscription_id,
                     currency=recon.subscription_currency,
-                    # Dated for its invoice day, also when a missed night is caught up.
-                    issue_date=recon.invoice_date,
+                    # Dated for its invoice day, also when a missed night is caught up;
+                    # one deferred by a suspension, for the day service resumed.
+                    issue_date=_in_service_from(
+                        periods.get(recon.subscription_id, []), recon.invoice_date
+                    ),
                     lines=[
                         LineSpec(
                             kind=InvoiceLine.Kind.QSR_OVERAGE,

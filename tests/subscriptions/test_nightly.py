@@ -219,6 +219,30 @@ def test_every_record_a_night_changes_has_a_history_row_with_who_and_why():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("nightly", [True, False], ids=["each night", "caught up"])
+def test_an_invoice_deferred_by_a_suspension_is_dated_the_day_service_resumes(nightly):
+    (sub,) = book(1)
+    nightly_run(run_date=Q1_END)
+    # Two suspensions back to back over the invoice day: service resumes on 4 May.
+    resumes = date(2026, 5, 4)
+    for start, end in ((date(2026, 4, 3), date(2026, 4, 20)), (date(2026, 4, 20), resumes)):
+        sub.suspensions.create(
+            suspend_date=start, resume_date=end, status="scheduled", mode="freeze",
+            extend_term=True, ticket_url="https://tickets.example.com/9",
+        )  # fmt: skip
+    if nightly:
+        result = nightly_run(run_date=INVOICE_DAY)
+        assert result.counts["reconciliation_invoice"] == {"deferred:suspended": 1}
+        nightly_run(run_date=date(2026, 5, 3))
+        assert not Invoice.objects.exists()
+    nightly_run(run_date=resumes if nightly else date(2026, 5, 10))
+
+    invoice = Invoice.objects.get()
+    assert invoice.issue_date == resumes
+    assert Reconciliation.objects.get().status == "processed"
+
+
+@pytest.mark.django_db
 def test_running_twice_for_the_same_date_creates_nothing_the_second_time():
     book(5)
     for day in (Q1_END, INVOICE_DAY):
