@@ -1,16 +1,43 @@
 """History rows for set-based changes.
 
 django-simple-history writes a row per `save()`. Jobs that change thousands of rows in
-one statement call `history_snapshot` afterwards, so those changes keep their trail
-(who, when, why) at the cost of one INSERT ... SELECT.
+one statement write the history rows in that statement too (`history_insert_sql` after
+an `INSERT/UPDATE ... RETURNING *`), or call `history_snapshot` afterwards, so those
+changes keep their trail (who, when, why) without a model object per row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.db import connection
 from django.db.models import Model
+
+from subscriptions.services.sql import pg_array
+
+REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
+HISTORY_TYPES = ("+", "~", "-")
+
+
+def history_params(*, reason: str, user=None) -> dict:
+    """The parameters `history_insert_sql` statements take: why, and who."""
+    return {"history_reason": reason[:REASON_MAX_LENGTH], "history_user": getattr(user, "pk", None)}
+
+
+def history_insert_sql(model: type[Model], *, select_from: str, history_type: str) -> str:
+    """`INSERT` into `model`'s history table one row per row of `select_from`: SQL that
+    follows FROM and yields the model's columns (its table with a WHERE, or a CTE such as
+    `UPDATE ... RETURNING *`). Takes the `history_params` as named parameters."""
+    if history_type not in HISTORY_TYPES:
+        raise ValueError(f"history_type must be one of {HISTORY_TYPES}, not {history_type!r}")
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+    return (
+        f"INSERT INTO {quote(model.history.model._meta.db_table)} "
+        f"({columns}, history_date, history_change_reason, history_type, history_user_id) "
+        f"SELECT {columns}, now(), %(history_reason)s, '{history_type}', "
+        f"%(history_user)s::integer FROM {select_from}"
+    )
 
 
 def history_snapshot(
@@ -19,18 +46,15 @@ def history_snapshot(
     """Record the current state of `model` rows `ids` as a history entry."""
     if not ids:
         return 0
-    history_model = model.history.model
-    columns = [f.column for f in model._meta.concrete_fields]
     quote = connection.ops.quote_name
-    column_list = ", ".join(quote(c) for c in columns)
-    sql = (
-        f"INSERT INTO {quote(history_model._meta.db_table)} "
-        f"({column_list}, history_date, history_change_reason, history_type, history_user_id) "
-        f"SELECT {column_list}, now(), %s, %s, %s FROM {quote(model._meta.db_table)} "
-        f"WHERE {quote(model._meta.pk.column)} = ANY(%s)"
+    sql = history_insert_sql(
+        model,
+        select_from=f"{quote(model._meta.db_table)} "
+        f"WHERE {quote(model._meta.pk.column)} = ANY(%(ids)s::bigint[])",
+        history_type=history_type,
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [reason[:100], history_type, getattr(user, "pk", None), list(ids)])
+        cursor.execute(sql, {"ids": pg_array(ids), **history_params(reason=reason, user=user)})
         return cursor.rowcount
 
 
@@ -42,36 +66,58 @@ def save_with_reason(obj: Model, fields: list[str], *, reason: str, actor=None) 
 
 
 def update_with_history(
-    objs: Sequence[Model], fields: Sequence[str], *, reason: str, user=None
+    model: type[Model],
+    *,
+    pks: Sequence[int],
+    values: Mapping[str, Sequence],
+    stamps: Mapping[str, Sequence[bool]] | None = None,
+    reason: str,
+    user=None,
 ) -> int:
-    """Write `fields` of many rows in one UPDATE ... FROM unnest(...) and record their
-    history in one INSERT ... SELECT.
+    """Set, row by row, the fields in `values` (field name -> one value per pk) of
+    `model` rows `pks`, in one UPDATE ... FROM unnest(...) that also writes their
+    history rows. The fields in `stamps` are set to the transaction time where their
+    flag is true and left alone where false; `updated_at`, if the model has it, always.
 
-    Django's bulk_update builds a CASE per field over every row, which PostgreSQL plans
-    poorly for thousands of rows; arrays of values join in linear time.
+    Values go in as they are: money must come rounded (billing.py rounds, not this).
+    Returns the number of rows updated.
     """
-    if not objs:
+    if not pks:
         return 0
-    model = type(objs[0])
+    stamps = stamps or {}
     meta = model._meta
     quote = connection.ops.quote_name
-    columns = [meta.get_field(name) for name in fields]
-    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
-    names = ", ".join(quote(f.column) for f in columns)
     pk = meta.pk
+    columns = [(meta.get_field(name), column) for name, column in values.items()]
+    flags = [(meta.get_field(name), flag) for name, flag in stamps.items()]
+    for name, column in [*values.items(), *stamps.items()]:
+        if len(column) != len(pks):
+            raise ValueError(f"{name}: {len(column)} values for {len(pks)} rows")
+
+    arrays = [f"%(pk)s::{pk.db_type(connection)}[]"]
+    aliases = ["pk"]
+    assignments = []
+    params: dict = {"pk": pg_array(pks), **history_params(reason=reason, user=user)}
+    for i, (field, column) in enumerate(columns):
+        arrays.append(f"%(v{i})s::{field.db_type(connection)}[]")
+        aliases.append(f"v{i}")
+        assignments.append(f"{quote(field.column)} = v.v{i}")
+        params[f"v{i}"] = pg_array(column)
+    for i, (field, flag) in enumerate(flags):
+        arrays.append(f"%(s{i})s::boolean[]")
+        aliases.append(f"s{i}")
+        target = quote(field.column)
+        assignments.append(f"{target} = CASE WHEN v.s{i} THEN now() ELSE t.{target} END")
+        params[f"s{i}"] = pg_array(flag)
+    if "updated_at" in {f.name for f in meta.concrete_fields} and "updated_at" not in stamps:
+        assignments.append(f"{quote('updated_at')} = now()")
     sql = (
-        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
-        f"FROM unnest(%s::{pk.db_type(connection)}[], {arrays}) AS v(pk, {names}) "
-        f"WHERE t.{quote(pk.column)} = v.pk"
+        f"WITH changed AS ("
+        f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(assignments)} "
+        f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) "
+        f"WHERE t.{quote(pk.column)} = v.pk RETURNING t.*) "
+        + history_insert_sql(model, select_from="changed", history_type="~")
     )
-    params = [[obj.pk for obj in objs]]
-    for field in columns:
-        params.append(
-            [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs]
-        )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        updated = cursor.rowcount
-    history_snapshot(model, ids=[obj.pk for obj in objs], reason=reason, user=user)
-    return updated
+        return cursor.rowcount

@@ -6,73 +6,154 @@ job finds the invoice it (or another worker) wrote instead of writing a second o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
+
+from django.db import connection
 
 from subscriptions import billing
 from subscriptions.models import Invoice, InvoiceLine, Subscription
-from subscriptions.services.history import history_snapshot
+from subscriptions.services.history import history_insert_sql, history_params
+from subscriptions.services.sql import pg_arrays
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    kind: str
+    description: str
+    quantity: int
+    unit_price: Decimal
+    period_start: date
+    period_end: date
+    amount: Decimal  # rounded by billing.py
+    reconciliation_id: int | None = None
+    suspension_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceSpec:
-    subscription: Subscription
-    issue_date: date
     key: str
-    lines: list[dict] = field(default_factory=list)
+    customer_id: int
+    subscription_id: int
+    currency: str
+    issue_date: date
+    lines: Sequence[LineSpec]
+
+    @classmethod
+    def for_subscription(
+        cls, sub: Subscription, *, key: str, issue_date: date, lines: Sequence[LineSpec]
+    ) -> InvoiceSpec:
+        return cls(
+            key=key,
+            customer_id=sub.customer_id,
+            subscription_id=sub.pk,
+            currency=sub.currency,
+            issue_date=issue_date,
+            lines=lines,
+        )
 
 
 def recurring_invoice_spec(sub: Subscription, *, description: str) -> InvoiceSpec:
     """The prepaid charge of the subscription's current term: seats x annual price."""
-    return InvoiceSpec(
-        subscription=sub,
-        issue_date=sub.term_start,
+    return InvoiceSpec.for_subscription(
+        sub,
         key=f"recurring:{sub.pk}:{sub.term_start}",
+        issue_date=sub.term_start,
         lines=[
-            {
-                "kind": InvoiceLine.Kind.RECURRING,
-                "description": description,
-                "quantity": sub.seats,
-                "unit_price": sub.annual_unit_price,
-                "period_start": sub.term_start,
-                "period_end": sub.term_end,
-                "amount": billing.round_money(sub.seats * sub.annual_unit_price, sub.currency),
-            }
+            LineSpec(
+                kind=InvoiceLine.Kind.RECURRING,
+                description=description,
+                quantity=sub.seats,
+                unit_price=sub.annual_unit_price,
+                period_start=sub.term_start,
+                period_end=sub.term_end,
+                amount=billing.round_money(sub.seats * sub.annual_unit_price, sub.currency),
+            )
         ],
     )
 
 
-def invoices_write(*, specs: list[InvoiceSpec], actor=None, reason: str = "") -> dict[str, Invoice]:
-    """Write the invoices whose keys are new, with their lines, in a constant number of
-    queries. Returns every key's invoice, new or found. Call inside a transaction."""
+_INVOICE_COLUMNS = ("idempotency_key", "customer_id", "subscription_id", "issue_date", "currency")
+_LINE_COLUMNS = (
+    "kind", "description", "quantity", "unit_price", "period_start", "period_end", "amount",
+    "reconciliation_id", "suspension_id",
+)  # fmt: skip
+
+
+def _types(model, columns: Sequence[str]) -> list[str]:
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    return [fields[column].db_type(connection) for column in columns]
+
+
+def _unnest(prefix: str, types: Sequence[str]) -> str:
+    """`unnest(%(<prefix>0)s::<type>[], ...)`: one array parameter per column."""
+    return f"unnest({', '.join(f'%({prefix}{i})s::{t}[]' for i, t in enumerate(types))})"
+
+
+@functools.cache
+def _write_sql() -> str:
+    """The invoices whose keys are new, their lines and the history rows of both, in
+    one statement. ON CONFLICT leaves a key another run (or a racing worker) wrote
+    alone, and that invoice gets no lines from this call: nothing is charged twice."""
+    invoice_types = _types(Invoice, _INVOICE_COLUMNS)
+    line_types = [invoice_types[0], *_types(InvoiceLine, _LINE_COLUMNS)]
+    return f"""
+WITH invoices AS (
+    INSERT INTO {Invoice._meta.db_table} (created_at, updated_at, {", ".join(_INVOICE_COLUMNS)})
+    SELECT now(), now(), v.*
+    FROM {_unnest("i", invoice_types)} AS v({", ".join(_INVOICE_COLUMNS)})
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+),
+invoice_history AS (
+    {history_insert_sql(Invoice, select_from="invoices", history_type="+")}
+),
+lines AS (
+    INSERT INTO {InvoiceLine._meta.db_table} (invoice_id, {", ".join(_LINE_COLUMNS)})
+    SELECT invoices.id, {", ".join(f"l.{c}" for c in _LINE_COLUMNS)}
+    FROM {_unnest("l", line_types)}
+        WITH ORDINALITY AS l(idempotency_key, {", ".join(_LINE_COLUMNS)}, n)
+    JOIN invoices USING (idempotency_key)
+    ORDER BY l.n
+    RETURNING *
+),
+line_history AS (
+    {history_insert_sql(InvoiceLine, select_from="lines", history_type="+")}
+)
+SELECT idempotency_key, id FROM invoices
+"""
+
+
+def invoices_write(*, specs: Sequence[InvoiceSpec], actor=None, reason: str = "") -> dict[str, int]:
+    """Write the invoices whose keys are new, with their lines and history rows, in one
+    statement. Returns the new invoices' ids by key; a key that exists already gets
+    nothing written. Call inside a transaction."""
     if not specs:
         return {}
     keys = [spec.key for spec in specs]
-    found = {inv.idempotency_key: inv for inv in Invoice.objects.filter(idempotency_key__in=keys)}
-    new_specs = [spec for spec in specs if spec.key not in found]
-    invoices = [
-        Invoice(
-            customer_id=spec.subscription.customer_id,
-            subscription=spec.subscription,
-            issue_date=spec.issue_date,
-            currency=spec.subscription.currency,
-            idempotency_key=spec.key,
-        )
-        for spec in new_specs
-    ]
-    invoices = Invoice.objects.bulk_create(invoices)
-    lines = [
-        InvoiceLine(invoice=invoice, **line)
-        for invoice, spec in zip(invoices, new_specs, strict=True)
-        for line in spec.lines
-    ]
-    lines = InvoiceLine.objects.bulk_create(lines)
-    # History in one INSERT ... SELECT each, rather than an object per row in Python.
-    history_snapshot(
-        Invoice, ids=[i.pk for i in invoices], reason=reason, user=actor, history_type="+"
+    if len(set(keys)) != len(keys):
+        raise ValueError("invoices_write: the same idempotency key twice in one call")
+    invoices = pg_arrays(
+        ((s.key, s.customer_id, s.subscription_id, s.issue_date, s.currency) for s in specs),
+        len(_INVOICE_COLUMNS),
     )
-    history_snapshot(
-        InvoiceLine, ids=[x.pk for x in lines], reason=reason, user=actor, history_type="+"
-    )
-    found.update({inv.idempotency_key: inv for inv in invoices})
-    return found
+    lines = pg_arrays(
+        (
+            (spec.key, x.kind, x.description, x.quantity, x.unit_price, x.period_start,
+             x.period_end, x.amount, x.reconciliation_id, x.suspension_id)
+            for spec in specs
+            for x in spec.lines
+        ),
+        len(_LINE_COLUMNS) + 1,
+    )  # fmt: skip
+    params = {
+        **{f"i{i}": array for i, array in enumerate(invoices)},
+        **{f"l{i}": array for i, array in enumerate(lines)},
+        **history_params(reason=reason, user=actor),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_write_sql(), params)
+        return dict(cursor.fetchall())

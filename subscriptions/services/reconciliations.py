@@ -9,29 +9,36 @@ invoices' idempotency keys are the last line of defence.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
-from types import SimpleNamespace
+from decimal import Decimal
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import DateField, Exists, F, Func, OuterRef, Q
-from django.utils import timezone
+from django.db.models import Q
 
 from subscriptions import billing
 from subscriptions.models import (
     InvoiceLine,
     Namespace,
     Reconciliation,
+    SeatUsageReport,
     Subscription,
     Suspension,
     qsr_ineligibility,
 )
-from subscriptions.services.history import history_snapshot, update_with_history
-from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.history import (
+    history_insert_sql,
+    history_params,
+    update_with_history,
+)
+from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
+from subscriptions.services.sql import pg_array, pg_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +58,25 @@ def _only(queryset, only: Only, field: str = "subscription_id"):
     return queryset if only is None else queryset.filter(**{f"{field}__in": only})
 
 
-class AddMonths(Func):
-    """PostgreSQL month arithmetic, which clamps to month end like `billing.add_months`."""
-
-    template = "(%(expressions)s + make_interval(months => %(months)d))::date"
-    output_field = DateField()
-
-    def __init__(self, expression, *, months: int):
-        super().__init__(expression, months=months)
-
-
 def chunks(ids: Sequence[int], size: int | None = None) -> Iterable[Sequence[int]]:
     size = size or BATCH_SIZE
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
 
-def skip_reason(sub: Subscription | SimpleNamespace, *, on: date, suspended: bool) -> str:
+class QsrTerms(Protocol):
+    """What decides whether QSR charges a subscription: a Subscription, or a row of it."""
+
+    qsr_state: str
+    qsr_paused_until: date | None
+    term_months: int
+    channel: str
+    payment_method: str
+    program: str
+    offline_license: bool
+
+
+def skip_reason(sub: QsrTerms, *, on: date, suspended: bool) -> str:
     """Why QSR does not charge this subscription on `on`, or "" when it does."""
     if sub.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG:
         return Reconciliation.SkipReason.DISABLED_FOR_BUG
@@ -83,23 +92,76 @@ def skip_reason(sub: Subscription | SimpleNamespace, *, on: date, suspended: boo
     return ""
 
 
-def _suspended_on(subscription_ids: Iterable[int], on: date) -> set[int]:
-    """Subscriptions whose service is suspended on `on` (a free period is not a suspension)."""
-    return set(
-        Suspension.objects.filter(
-            subscription_id__in=list(subscription_ids),
-            suspend_date__lte=on,
-            resume_date__gt=on,
+# Suspensions that stop the service (a free period does not) and overlap [since, until].
+_SUSPENSIONS_SQL = f"""
+SELECT p.subscription_id, p.suspend_date, p.resume_date
+FROM {Suspension._meta.db_table} p
+WHERE p.subscription_id = ANY(%(ids)s::bigint[])
+  AND p.suspend_date <= %(until)s::date AND p.resume_date > %(since)s::date
+  AND p.status <> '{Suspension.Status.CANCELLED}' AND p.mode <> '{Suspension.Mode.FREE_PERIOD}'
+ORDER BY p.subscription_id, p.suspend_date
+"""
+
+Periods = dict[int, list[tuple[date, date]]]
+
+
+def _suspensions(subscription_ids: Iterable[int], *, since: date, until: date) -> Periods:
+    """The suspended periods [suspend, resume) of these subscriptions that overlap
+    [since, until], in date order, by subscription."""
+    periods: Periods = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SUSPENSIONS_SQL, {"ids": pg_array(subscription_ids), "since": since, "until": until}
         )
-        .exclude(status=Suspension.Status.CANCELLED)
-        .exclude(mode=Suspension.Mode.FREE_PERIOD)
-        .values_list("subscription_id", flat=True)
-    )
+        for sub_id, start, end in cursor.fetchall():
+            periods.setdefault(sub_id, []).append((start, end))
+    return periods
 
 
-def _due_quarters(sub: Subscription | SimpleNamespace, run_date: date) -> list[tuple[int, date]]:
-    dates = billing.reconciliation_dates(sub.term_start)
+def _suspended_on(subscription_ids: Iterable[int], on: date) -> set[int]:
+    """Subscriptions whose service is suspended on `on`."""
+    return set(_suspensions(subscription_ids, since=on, until=on))
+
+
+def _in_service_from(periods: list[tuple[date, date]], day: date) -> date:
+    """`day`, or, when a suspension covers it, the day service resumes (after any
+    suspension that follows on directly)."""
+    for start, end in periods:
+        if start <= day < end:
+            day = end
+    return day
+
+
+# Every subscription of a term shares its quarter ends: work them out once per term start.
+_reconciliation_dates = functools.lru_cache(maxsize=1024)(billing.reconciliation_dates)
+
+
+def _due_quarters(sub, run_date: date) -> list[tuple[int, date]]:
+    dates = _reconciliation_dates(sub.term_start)
     return [(q, d) for q, d in enumerate(dates, start=1) if d <= run_date and d < sub.term_end]
+
+
+_LIVE = ", ".join(f"'{status}'" for status in LIVE)
+# Live subscriptions with a quarter end up to the run date that has no record yet.
+# PostgreSQL's month arithmetic clamps to month end like `billing.add_months`. (A plain
+# anti-join: correlated EXISTS per quarter left the planner guessing, and paying for JIT
+# compilation, on a table just filled.)
+_MISSING_QUARTERS = f"""
+SELECT DISTINCT s.id
+FROM {Subscription._meta.db_table} s
+CROSS JOIN LATERAL (
+    SELECT k AS quarter, (s.term_start + make_interval(months => 3 * k))::date AS day
+    FROM generate_series(1, 3) AS k
+) AS q
+WHERE s.status IN ({_LIVE})
+  AND (%(only)s::bigint[] IS NULL OR s.id = ANY(%(only)s::bigint[]))
+  AND q.day <= %(run_date)s::date AND q.day < s.term_end
+  AND NOT EXISTS (
+      SELECT 1 FROM {Reconciliation._meta.db_table} r
+      WHERE r.subscription_id = s.id AND r.term_start = s.term_start AND r.quarter = q.quarter
+  )
+ORDER BY s.id
+"""
 
 
 def reconciliations_create_due(
@@ -107,23 +169,12 @@ def reconciliations_create_due(
 ) -> Counter:
     """Give every quarter end up to `run_date` of every live subscription its record:
     `scheduled`, or `skipped` with the reason. Returns counts by outcome."""
-    missing = Q()
-    annotations = {}
-    for quarter in (1, 2, 3):
-        annotations[f"r{quarter}"] = AddMonths(F("term_start"), months=3 * quarter)
-        exists = Reconciliation.objects.filter(
-            subscription=OuterRef("pk"), term_start=OuterRef("term_start"), quarter=quarter
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MISSING_QUARTERS,
+            {"run_date": run_date, "only": None if only is None else pg_array(only)},
         )
-        missing |= Q(**{f"r{quarter}__lte": run_date, f"r{quarter}__lt": F("term_end")}) & ~Exists(
-            exists
-        )
-    ids = list(
-        _only(Subscription.objects.filter(status__in=LIVE), only, "pk")
-        .annotate(**annotations)
-        .filter(missing)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+        ids = [row[0] for row in cursor.fetchall()]
     counts: Counter = Counter()
     for batch in chunks(ids):
         counts += _create_batch(batch, run_date=run_date, actor=actor)
@@ -132,34 +183,65 @@ def reconciliations_create_due(
     return counts
 
 
-_SUB_FIELDS = (
-    "pk", "term_start", "term_end", "currency", "annual_unit_price", "qsr_state",
-    "qsr_paused_until", "term_months", "channel", "payment_method", "program",
-    "offline_license", "namespace__kind",
-)  # fmt: skip
-_INSERT_RECONCILIATIONS = """
-INSERT INTO subscriptions_reconciliation (
-    created_at, updated_at, subscription_id, term_start, quarter, reconciliation_date,
-    notify_date, invoice_date, status, skip_reason, currency, annual_unit_price,
-    refunded_seats, failure_reason, attempts)
-SELECT now(), now(), v.*, 0, '', 0
-FROM unnest(%s::bigint[], %s::date[], %s::smallint[], %s::date[], %s::date[], %s::date[],
-            %s::varchar[], %s::varchar[], %s::varchar[], %s::numeric[]) AS v
-ON CONFLICT (subscription_id, term_start, quarter) DO NOTHING
-RETURNING id, status, skip_reason
+class _SubscriptionRow(NamedTuple):
+    pk: int
+    term_start: date
+    term_end: date
+    currency: str
+    annual_unit_price: Decimal
+    namespace_kind: str
+    qsr_state: str
+    qsr_paused_until: date | None
+    term_months: int
+    channel: str
+    payment_method: str
+    program: str
+    offline_license: bool
+
+
+_QSR_TERMS = (
+    "s.qsr_state, s.qsr_paused_until, s.term_months, s.channel, s.payment_method, s.program, "
+    "s.offline_license"
+)
+# The live subscriptions of a batch, locked; one a competing worker holds is left to it.
+_LOCK_SUBSCRIPTIONS = f"""
+SELECT s.id, s.term_start, s.term_end, s.currency, s.annual_unit_price, n.kind, {_QSR_TERMS}
+FROM {Subscription._meta.db_table} s
+JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
+WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status IN ({_LIVE})
+ORDER BY s.id
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+@functools.cache
+def _insert_reconciliations_sql() -> str:
+    # A quarter another worker recorded meanwhile is left alone (ON CONFLICT).
+    return f"""
+WITH created AS (
+    INSERT INTO {Reconciliation._meta.db_table} (
+        created_at, updated_at, subscription_id, term_start, quarter, reconciliation_date,
+        notify_date, invoice_date, status, skip_reason, currency, annual_unit_price,
+        refunded_seats, failure_reason, attempts)
+    SELECT now(), now(), v.*, 0, '', 0
+    FROM unnest(%(v0)s::bigint[], %(v1)s::date[], %(v2)s::smallint[], %(v3)s::date[],
+                %(v4)s::date[], %(v5)s::date[], %(v6)s::varchar[], %(v7)s::varchar[],
+                %(v8)s::varchar[], %(v9)s::numeric[]) AS v
+    ON CONFLICT (subscription_id, term_start, quarter) DO NOTHING
+    RETURNING *
+), history AS (
+    {history_insert_sql(Reconciliation, select_from="created", history_type="+")}
+)
+SELECT id, status, skip_reason FROM created
 """
 
 
 def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     # Plain rows and one INSERT ... FROM unnest: this step touches every subscription of
     # the book four times a year, so it stays clear of per-row model objects.
-    with transaction.atomic():
-        subs = [
-            SimpleNamespace(**dict(zip(_SUB_FIELDS, row, strict=True)))
-            for row in Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=ids, status__in=LIVE)
-            .values_list(*_SUB_FIELDS)
-        ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_LOCK_SUBSCRIPTIONS, {"ids": pg_array(ids)})
+        subs = list(map(_SubscriptionRow._make, cursor.fetchall()))
         due = [
             (sub, quarter, when) for sub in subs for quarter, when in _due_quarters(sub, run_date)
         ]
@@ -168,7 +250,7 @@ def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             suspended[when] = _suspended_on([s.pk for s, _, w in due if w == when], when)
         rows = []
         for sub, quarter, when in due:
-            self_managed = sub.namespace__kind == Namespace.Kind.SELF_MANAGED
+            self_managed = sub.namespace_kind == Namespace.Kind.SELF_MANAGED
             notify = when + (SELF_MANAGED_NOTICE_DELAY if self_managed else SAAS_NOTICE_DELAY)
             reason = skip_reason(sub, on=when, suspended=sub.pk in suspended[when])
             rows.append(
@@ -178,17 +260,15 @@ def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             )  # fmt: skip
         if not rows:
             return Counter()
-        with connection.cursor() as cursor:
-            # A quarter another worker recorded meanwhile is left alone (ON CONFLICT).
-            cursor.execute(_INSERT_RECONCILIATIONS, [list(c) for c in zip(*rows, strict=True)])
-            created = cursor.fetchall()
-        history_snapshot(
-            Reconciliation,
-            ids=[pk for pk, _, _ in created],
-            reason=f"nightly {run_date}",
-            user=actor,
-            history_type="+",
+        arrays = pg_arrays(rows, 10)
+        cursor.execute(
+            _insert_reconciliations_sql(),
+            {
+                **{f"v{i}": array for i, array in enumerate(arrays)},
+                **history_params(reason=f"nightly {run_date}", user=actor),
+            },
         )
+        created = cursor.fetchall()
     return Counter("skipped:" + reason if reason else "created" for _, _, reason in created)
 
 
@@ -210,61 +290,129 @@ def reconciliations_notify_due(
     return counts
 
 
-def _locked(ids: Sequence[int], status: Sequence[str], related: str) -> list[Reconciliation]:
-    return list(
-        Reconciliation.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
-        .filter(pk__in=ids, status__in=status)
-        .select_related(related)
-        .order_by("pk")
-    )
+class _ScheduledRow(NamedTuple):
+    pk: int
+    quarter: int
+    # What the record holds now; a skipped one keeps it.
+    seats_paid: int | None
+    max_seats_used: int | None
+    overage_seats: int | None
+    annual_unit_price: Decimal | None
+    remaining_quarters: int | None
+    amount: Decimal | None
+    # Its subscription and namespace.
+    seats: int
+    price: Decimal
+    currency: str
+    high_water_mark: int
+    quarter_peak: int | None
+    qsr_state: str
+    qsr_paused_until: date | None
+    term_months: int
+    channel: str
+    payment_method: str
+    program: str
+    offline_license: bool
+
+
+# The scheduled reconciliations of a batch with their subscription (both locked) and the
+# max seats used up to each one's date, in one query.
+#
+# The namespace's high-water mark may already hold days after the quarter end
+# (self-managed notices go out six days late); those belong to the next quarter, so the
+# peak is taken over the quarter's reports. The mark stays the ceiling, so a max seats
+# reset is respected; a namespace without reports keeps its mark. Reports dated before
+# `usage_counted_from` (a reset, a new term) do not count.
+#
+# Most namespaces reach their mark within the quarter: one report at the mark, looked
+# for from the latest day back, settles the peak without reading the whole quarter.
+_QUARTER_REPORTS = f"""
+    FROM {SeatUsageReport._meta.db_table} u
+    WHERE u.namespace_id = n.id AND u.date >= since.day AND u.date < r.reconciliation_date
+"""
+_LOCK_SCHEDULED = f"""
+SELECT r.id, r.quarter,
+       r.seats_paid, r.max_seats_used, r.overage_seats, r.annual_unit_price,
+       r.remaining_quarters, r.amount,
+       s.seats, s.annual_unit_price, s.currency, n.max_seats_used,
+       COALESCE(
+           (SELECT n.max_seats_used {_QUARTER_REPORTS}
+              AND u.billable_users >= n.max_seats_used ORDER BY u.date DESC LIMIT 1),
+           (SELECT max(u.billable_users) {_QUARTER_REPORTS})
+       ),
+       {_QSR_TERMS}
+FROM {Reconciliation._meta.db_table} r
+JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
+JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
+CROSS JOIN LATERAL (
+    SELECT GREATEST(r.term_start, COALESCE(n.usage_counted_from, r.term_start)) AS day
+) AS since
+WHERE r.id = ANY(%(ids)s::bigint[]) AND r.status = 'scheduled'
+ORDER BY r.id
+FOR UPDATE OF r, s SKIP LOCKED
+"""
+_PRICING = (
+    "seats_paid", "max_seats_used", "overage_seats", "annual_unit_price", "remaining_quarters",
+    "amount",
+)  # fmt: skip
 
 
 def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     counts: Counter = Counter()
     with transaction.atomic():
-        recons = _locked(ids, ["scheduled"], "subscription__namespace")
-        peaks = _quarter_peaks(recons)
-        notices = []
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_SCHEDULED, {"ids": pg_array(ids)})
+            recons = list(map(_ScheduledRow._make, cursor.fetchall()))
+        if not recons:
+            return counts
+        pks, statuses, reasons, pricing, notified = [], [], [], [], []
         for recon in recons:
-            sub = recon.subscription
+            pks.append(recon.pk)
             # Suspension counts on the reconciliation date only (checked when created):
             # one that starts later does not cancel a quarter already used.
-            reason = skip_reason(sub, on=run_date, suspended=False)
+            reason = skip_reason(recon, on=run_date, suspended=False)
             if reason:
-                recon.status, recon.skip_reason = "skipped", reason
+                statuses.append("skipped")
+                reasons.append(reason)
+                pricing.append(
+                    (recon.seats_paid, recon.max_seats_used, recon.overage_seats,
+                     recon.annual_unit_price, recon.remaining_quarters, recon.amount)
+                )  # fmt: skip
+                notified.append(False)
                 counts["skipped:" + reason] += 1
                 continue
+            peak = recon.high_water_mark
+            if recon.quarter_peak is not None:
+                peak = min(recon.quarter_peak, peak)
             result = billing.qsr_reconcile(
                 quarter=recon.quarter,
-                max_seats_used=peaks.get(recon.pk, sub.namespace.max_seats_used),
-                paid_seats=sub.seats,
-                annual_unit_price=sub.annual_unit_price,
-                currency=sub.currency,
+                max_seats_used=peak,
+                paid_seats=recon.seats,
+                annual_unit_price=recon.price,
+                currency=recon.currency,
             )
-            recon.seats_paid = result.paid_seats
-            recon.max_seats_used = result.max_seats_used
-            recon.overage_seats = result.overage
-            recon.annual_unit_price = sub.annual_unit_price
-            recon.remaining_quarters = result.remaining_quarters
-            recon.amount = result.amount
-            if result.overage == 0:
-                recon.status = "processed"
-                counts["processed:no_overage"] += 1
-                continue
-            recon.status = "pending"
-            recon.notified_at = timezone.now()
-            notices.append(recon.pk)
-            counts["notified"] += 1
-        _touch(recons)
+            pending = result.overage > 0
+            statuses.append("pending" if pending else "processed")
+            reasons.append("")
+            pricing.append(
+                (result.paid_seats, result.max_seats_used, result.overage, recon.price,
+                 result.remaining_quarters, result.amount)
+            )  # fmt: skip
+            notified.append(pending)
+            counts["notified" if pending else "processed:no_overage"] += 1
         update_with_history(
-            recons,
-            [
-                "status", "skip_reason", "seats_paid", "max_seats_used", "overage_seats",
-                "annual_unit_price", "remaining_quarters", "amount", "notified_at", "updated_at",
-            ],
+            Reconciliation,
+            pks=pks,
+            values={
+                "status": statuses,
+                "skip_reason": reasons,
+                **dict(zip(_PRICING, zip(*pricing, strict=True), strict=True)),
+            },
+            stamps={"notified_at": notified},
             reason=f"nightly {run_date}",
             user=actor,
-        )  # fmt: skip
+        )
+        notices = [pk for pk, flag in zip(pks, notified, strict=True) if flag]
         if notices:
             # A task per batch, after commit: the run never waits on the mail server,
             # and a rolled-back batch (or a dry run) sends nothing.
@@ -272,48 +420,6 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
 
             transaction.on_commit(lambda: send_reconciliation_notices.delay(notices))
     return counts
-
-
-def _touch(objs: Iterable) -> None:
-    """bulk_update skips auto_now; keep `updated_at` honest."""
-    now = timezone.now()
-    for obj in objs:
-        obj.updated_at = now
-
-
-_QUARTER_PEAKS_SQL = """
-SELECT v.recon_id, max(r.billable_users)
-FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::date[]) AS v(recon_id, ns_id, since, until)
-JOIN subscriptions_seatusagereport r
-    ON r.namespace_id = v.ns_id AND r.date >= v.since AND r.date < v.until
-GROUP BY v.recon_id
-"""
-
-
-def _quarter_peaks(recons: list[Reconciliation]) -> dict[int, int]:
-    """Max seats used up to each reconciliation's date, in one query for the batch.
-
-    The namespace's high-water mark may already hold days after the quarter end
-    (self-managed notices go out six days late); those belong to the next quarter. It
-    stays the ceiling, so a max seats reset is respected. Namespaces without reports
-    keep their recorded high-water mark.
-    """
-    if not recons:
-        return {}
-    rows = [
-        (
-            r.pk,
-            r.subscription.namespace_id,
-            max(r.term_start, r.subscription.namespace.usage_counted_from or r.term_start),
-            r.reconciliation_date,
-        )
-        for r in recons
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_QUARTER_PEAKS_SQL, [list(column) for column in zip(*rows, strict=True)])
-        peaks = dict(cursor.fetchall())
-    ceiling = {r.pk: r.subscription.namespace.max_seats_used for r in recons}
-    return {pk: min(peak, ceiling[pk]) for pk, peak in peaks.items()}
 
 
 def _notice(recon: Reconciliation) -> EmailMessage:
@@ -390,69 +496,138 @@ def _error(step: str, recon_id: int, exc: Exception) -> dict:
     return {"step": step, "reconciliation": recon_id, "subscription": sub_id, "error": str(exc)}
 
 
+class _DueRow(NamedTuple):
+    pk: int
+    subscription_id: int
+    quarter: int
+    reconciliation_date: date
+    invoice_date: date
+    seats_paid: int
+    overage_seats: int
+    amount: Decimal
+    currency: str
+    attempts: int
+    failure_reason: str
+    customer_id: int
+    seats: int
+    term_end: date
+    subscription_currency: str
+    qsr_state: str
+    qsr_paused_until: date | None
+    term_months: int
+    channel: str
+    payment_method: str
+    program: str
+    offline_license: bool
+
+
+# The reconciliations of a batch that are due for invoicing, with their subscription;
+# both locked.
+_LOCK_DUE = f"""
+SELECT r.id, r.subscription_id, r.quarter, r.reconciliation_date, r.invoice_date,
+       r.seats_paid, r.overage_seats, r.amount, r.currency, r.attempts, r.failure_reason,
+       s.customer_id, s.seats, s.term_end, s.currency, {_QSR_TERMS}
+FROM {Reconciliation._meta.db_table} r
+JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
+WHERE r.id = ANY(%(ids)s::bigint[]) AND r.status IN ('pending', 'failed')
+ORDER BY r.id
+FOR UPDATE OF r, s SKIP LOCKED
+"""
+
+
 def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     counts: Counter = Counter()
     reason_text = f"nightly {run_date}"
     with transaction.atomic():
-        recons = _locked(ids, ["pending", "failed"], "subscription")
-        suspended = _suspended_on({r.subscription_id for r in recons}, run_date)
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_DUE, {"ids": pg_array(ids)})
+            recons = list(map(_DueRow._make, cursor.fetchall()))
+        if not recons:
+            return counts
+        periods = _suspensions(
+            {r.subscription_id for r in recons},
+            since=min(r.invoice_date for r in recons),
+            until=run_date,
+        )
         # Nothing amends a suspended subscription: its invoice waits for the resume.
-        deferred = [r for r in recons if r.subscription_id in suspended]
-        counts["deferred:suspended"] += len(deferred)
+        suspended = {
+            sub_id
+            for sub_id, spans in periods.items()
+            if any(start <= run_date < end for start, end in spans)
+        }
+        counts["deferred:suspended"] += sum(r.subscription_id in suspended for r in recons)
         recons = [r for r in recons if r.subscription_id not in suspended]
-        subs: dict[int, Subscription] = {}
+        if not recons:
+            return counts
+        seats: dict[int, int] = {}  # new seats by subscription
         specs = []
-        to_invoice = []
+        pks, statuses, reasons, attempts, failures, invoiced = [], [], [], [], [], []
         for recon in recons:
-            # Several quarters of one subscription may be in one batch: share its object.
-            sub = subs.setdefault(recon.subscription_id, recon.subscription)
-            reason = skip_reason(sub, on=run_date, suspended=False)
+            pks.append(recon.pk)
+            reason = skip_reason(recon, on=run_date, suspended=False)
             if reason and reason != Reconciliation.SkipReason.INELIGIBLE:
-                recon.status, recon.skip_reason = "skipped", reason
+                statuses.append("skipped")
+                reasons.append(reason)
+                attempts.append(recon.attempts)
+                failures.append(recon.failure_reason)
+                invoiced.append(False)
                 counts["skipped:" + reason] += 1
                 continue
             specs.append(
                 InvoiceSpec(
-                    subscription=sub,
-                    # Dated for its invoice day, also when a missed night is caught up.
-                    issue_date=recon.invoice_date,
                     key=f"qsr:{recon.pk}",
+                    customer_id=recon.customer_id,
+                    subscription_id=recon.subscription_id,
+                    currency=recon.subscription_currency,
+                    # Dated for its invoice day, also when a missed night is caught up;
+                    # one deferred by a suspension, for the day service resumed.
+                    issue_date=_in_service_from(
+                        periods.get(recon.subscription_id, []), recon.invoice_date
+                    ),
                     lines=[
-                        {
-                            "kind": InvoiceLine.Kind.QSR_OVERAGE,
-                            "description": f"QSR Q{recon.quarter}: "
+                        LineSpec(
+                            kind=InvoiceLine.Kind.QSR_OVERAGE,
+                            description=f"QSR Q{recon.quarter}: "
                             f"{recon.overage_seats} seats over {recon.seats_paid}",
-                            "quantity": recon.overage_seats,
-                            "unit_price": billing.round_money(
+                            quantity=recon.overage_seats,
+                            unit_price=billing.round_money(
                                 recon.amount / recon.overage_seats, recon.currency
                             ),
-                            "period_start": recon.reconciliation_date,
-                            "period_end": sub.term_end,
-                            "amount": recon.amount,
-                            "reconciliation": recon,
-                        }
+                            period_start=recon.reconciliation_date,
+                            period_end=recon.term_end,
+                            amount=recon.amount,
+                            reconciliation_id=recon.pk,
+                        )
                     ],
                 )
             )
-            sub.seats += recon.overage_seats
-            recon.status, recon.invoiced_at = "processed", timezone.now()
-            recon.attempts += 1
-            recon.failure_reason = ""
-            to_invoice.append(recon)
+            # Several quarters of one subscription may be in one batch: they add up.
+            sub_id = recon.subscription_id
+            seats[sub_id] = seats.get(sub_id, recon.seats) + recon.overage_seats
+            statuses.append("processed")
+            reasons.append("")
+            attempts.append(recon.attempts + 1)
+            failures.append("")
+            invoiced.append(True)
             counts["invoiced"] += 1
         invoices_write(specs=specs, actor=actor, reason=reason_text)
-        changed = list({r.subscription_id: subs[r.subscription_id] for r in to_invoice}.values())
-        _touch(recons)
-        _touch(changed)
         update_with_history(
-            recons,
-            ["status", "skip_reason", "invoiced_at", "attempts", "failure_reason", "updated_at"],
+            Reconciliation,
+            pks=pks,
+            values={
+                "status": statuses,
+                "skip_reason": reasons,
+                "attempts": attempts,
+                "failure_reason": failures,
+            },
+            stamps={"invoiced_at": invoiced},
             reason=reason_text,
             user=actor,
         )
         update_with_history(
-            changed,
-            ["seats", "updated_at"],
+            Subscription,
+            pks=list(seats),
+            values={"seats": list(seats.values())},
             reason=f"QSR overage invoiced ({reason_text})",
             user=actor,
         )

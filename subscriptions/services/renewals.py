@@ -12,7 +12,12 @@ from django.utils import timezone
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, qsr_ineligibility
 from subscriptions.services.history import save_with_reason
-from subscriptions.services.ledger import InvoiceSpec, invoices_write, recurring_invoice_spec
+from subscriptions.services.ledger import (
+    InvoiceSpec,
+    LineSpec,
+    invoices_write,
+    recurring_invoice_spec,
+)
 from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
 
 
@@ -63,20 +68,20 @@ def _renew(sub: Subscription, *, actor) -> Counter:
         )
         if overage:
             specs.append(
-                InvoiceSpec(
-                    subscription=sub,
-                    issue_date=old_end,
+                InvoiceSpec.for_subscription(
+                    sub,
                     key=f"true-up:{sub.pk}:{old_start}",
+                    issue_date=old_end,
                     lines=[
-                        {
-                            "kind": InvoiceLine.Kind.ANNUAL_TRUE_UP,
-                            "description": f"Annual true-up: {overage} seats over {sub.seats}",
-                            "quantity": overage,
-                            "unit_price": sub.annual_unit_price,
-                            "period_start": old_start,
-                            "period_end": old_end,
-                            "amount": amount,
-                        }
+                        LineSpec(
+                            kind=InvoiceLine.Kind.ANNUAL_TRUE_UP,
+                            description=f"Annual true-up: {overage} seats over {sub.seats}",
+                            quantity=overage,
+                            unit_price=sub.annual_unit_price,
+                            period_start=old_start,
+                            period_end=old_end,
+                            amount=amount,
+                        )
                     ],
                 )
             )

@@ -10,7 +10,7 @@ from django.db import transaction
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
 from subscriptions.services.history import save_with_reason
-from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
 from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
 
 
@@ -30,22 +30,21 @@ def _proration(suspension: Suspension) -> billing.ProrationResult:
 
 def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSpec:
     sub = suspension.subscription
-    return InvoiceSpec(
-        subscription=sub,
-        issue_date=line.date,
+    return InvoiceSpec.for_subscription(
+        sub,
         key=f"suspension:{suspension.pk}:{line.kind}",
+        issue_date=line.date,
         lines=[
-            {
-                "kind": line.kind,
-                "description": f"{suspension.get_mode_display()}: {line.days} of "
-                f"{sub.term_days} days",
-                "quantity": sub.seats,
-                "unit_price": sub.annual_unit_price,
-                "period_start": line.period_start,
-                "period_end": line.period_end,
-                "amount": line.amount,
-                "suspension": suspension,
-            }
+            LineSpec(
+                kind=line.kind,
+                description=f"{suspension.get_mode_display()}: {line.days} of {sub.term_days} days",
+                quantity=sub.seats,
+                unit_price=sub.annual_unit_price,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                amount=line.amount,
+                suspension_id=suspension.pk,
+            )
         ],
     )
 

@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from subscriptions.errors import DomainError
 from subscriptions.models import Namespace, SeatUsageReport
+from subscriptions.services.sql import pg_array
 
 SAAS = Namespace.Kind.SAAS.value
 SELF_MANAGED = Namespace.Kind.SELF_MANAGED.value
@@ -57,15 +60,14 @@ REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
 # Serialises imports: each decides replace-or-keep from the rows it reads, so two
 # imports of the same day must not interleave.
 _ADVISORY_LOCK_KEY = 0x5EA7_05A6
+_ORDER = operator.attrgetter("namespace_id", "date", "line")
 
-# ASCII digits only: int() and fromisoformat() also take full-width or Arabic-Indic digits.
+# ASCII digits only: fromisoformat() also takes full-width or Arabic-Indic digits.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_WHOLE = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"-[0-9]+")
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
+class UsageRow(NamedTuple):
     """One validated line: a namespace's billable users on one day."""
 
     namespace_id: int
@@ -164,14 +166,16 @@ def _read_lines(reader, kind: str, today: date, problems: dict[int, list[str]]):
     in `problems`."""
     columns = len(HEADERS[kind])
     seen: dict[tuple[str, str, date], int] = {}
+    # A file holds a few distinct days: each is checked once.
+    dates: dict[str, tuple[date | None, tuple[str, ...]]] = {}
     for cells in reader:
         line = reader.line_num
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue  # blank lines (a trailing newline, say) carry no report
         if len(cells) != columns:
             problems[line].append(f"expected {columns} columns, got {len(cells)}")
             continue
-        cells = [cell.strip() for cell in cells]
+        cells = list(map(str.strip, cells))
         reasons: list[str] = []
         if kind == SAAS:
             key, day_text, users_text = cells
@@ -184,7 +188,11 @@ def _read_lines(reader, kind: str, today: date, problems: dict[int, list[str]]):
             reasons.append("missing instance_id")
         elif len(instance_id) > INSTANCE_ID_MAX_LENGTH:
             reasons.append(f"instance_id longer than {INSTANCE_ID_MAX_LENGTH} characters")
-        day = _date(day_text, today, reasons)
+        if day_text not in dates:
+            found: list[str] = []
+            dates[day_text] = (_date(day_text, today, found), tuple(found))
+        day, day_reasons = dates[day_text]
+        reasons.extend(day_reasons)
         users = _count(users_text, "billable_users", reasons)
         max_count = None
         if max_text is not None:
@@ -221,12 +229,14 @@ def _date(text: str, today: date, reasons: list[str]) -> date | None:
 
 
 def _count(text: str, column: str, reasons: list[str]) -> int:
-    if not text:
-        reasons.append(f"missing {column}")
-    elif _WHOLE.fullmatch(text):
+    # isdigit() alone also takes full-width or superscript digits; with isascii() it is
+    # 0-9 only.
+    if text.isdigit() and text.isascii():
         if int(text) <= MAX_COUNT:
             return int(text)
         reasons.append(f"{column} {text} is too large")
+    elif not text:
+        reasons.append(f"missing {column}")
     elif _NEGATIVE.fullmatch(text):
         reasons.append(f"negative {column} {text}")
     else:
@@ -243,7 +253,7 @@ def _namespace_ids(kind: str, keys: set[str]) -> dict[str, int]:
         cursor.execute(
             f"SELECT {column}, id FROM {Namespace._meta.db_table} "
             f"WHERE kind = %s AND {column} = ANY(%s::text[])",
-            [kind, list(keys)],
+            [kind, pg_array(keys)],
         )
         return dict(cursor.fetchall())
 
@@ -253,9 +263,9 @@ def _namespace_ids(kind: str, keys: set[str]) -> dict[str, int]:
 _REPORT = SeatUsageReport._meta.db_table
 _HISTORY = SeatUsageReport.history.model._meta.db_table
 
-# The rows to write for one batch: `best` folds several instances of one license and day
-# into the highest; `decided` keeps those that create a report or change one.
-_DECIDE = f"""
+# One batch of rows; `best` folds several instances of one license and day into the
+# highest.
+_INCOMING = """
 WITH incoming AS (
     SELECT *
     FROM unnest(%(namespace_ids)s::bigint[], %(dates)s::date[], %(users)s::integer[],
@@ -266,7 +276,29 @@ best AS (
     SELECT DISTINCT ON (namespace_id, date) *
     FROM incoming
     ORDER BY namespace_id, date, billable_users DESC, line
-),
+)
+"""
+
+# Whether the incoming row `{new}` replaces the day's existing `report`. Another instance
+# takes the day only with a higher count; the instance that holds it (for SaaS: always,
+# instance_id '') replaces its own numbers; an identical re-send changes nothing.
+_REPLACES = """(
+    (
+        {new}.billable_users > report.billable_users
+        OR EXISTS (
+            SELECT 1 FROM incoming
+            WHERE incoming.namespace_id = report.namespace_id
+              AND incoming.date = report.date
+              AND incoming.instance_id = report.instance_id
+        )
+    )
+    AND ({new}.billable_users, {new}.max_historical_user_count, {new}.instance_id)
+        IS DISTINCT FROM
+        (report.billable_users, report.max_historical_user_count, report.instance_id)
+)"""
+
+# A dry run: what the write would create and replace.
+_COUNT = f"""{_INCOMING},
 decided AS (
     SELECT best.*, report.id IS NULL AS is_new
     FROM best
@@ -277,45 +309,24 @@ decided AS (
         WHERE r.namespace_id = best.namespace_id AND r.date = best.date
         LIMIT 1
     ) AS report ON true
-    WHERE report.id IS NULL
-       OR (
-            -- Another instance takes the day only with a higher count; the instance that
-            -- holds it (for SaaS: always, instance_id '') replaces its own numbers.
-            (
-                best.billable_users > report.billable_users
-                OR EXISTS (
-                    SELECT 1 FROM incoming
-                    WHERE incoming.namespace_id = report.namespace_id
-                      AND incoming.date = report.date
-                      AND incoming.instance_id = report.instance_id
-                )
-            )
-            AND (best.billable_users, best.max_historical_user_count, best.instance_id)
-                IS DISTINCT FROM
-                (report.billable_users, report.max_historical_user_count, report.instance_id)
-       )
+    WHERE report.id IS NULL OR {_REPLACES.format(new="best")}
 )
-"""
-
-_COUNT = (
-    _DECIDE
-    + """
 SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM decided
 """
-)
 
+# The write: the upsert's own conflict check finds the existing report (no separate
+# probe), and its WHERE leaves the day alone unless the rule says to replace it.
 _COLUMNS = "namespace_id, date, billable_users, max_historical_user_count, instance_id"
-_WRITE = (
-    _DECIDE
-    + f"""
-, written AS (
+_WRITE = f"""{_INCOMING},
+written AS (
     INSERT INTO {_REPORT} AS report ({_COLUMNS}, received_at)
-    SELECT {_COLUMNS}, %(now)s FROM decided
+    SELECT {_COLUMNS}, %(now)s FROM best
     ON CONFLICT (namespace_id, date) DO UPDATE SET
         billable_users = EXCLUDED.billable_users,
         max_historical_user_count = EXCLUDED.max_historical_user_count,
         instance_id = EXCLUDED.instance_id,
         received_at = EXCLUDED.received_at
+    WHERE {_REPLACES.format(new="EXCLUDED")}
     RETURNING report.id, {_COLUMNS}, received_at, report.xmax = 0 AS inserted
 ),
 history AS (
@@ -327,7 +338,6 @@ history AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
-)
 
 
 def usage_import(
@@ -345,12 +355,9 @@ def usage_import(
     """
     if kind not in HEADERS:
         raise DomainError(f"Unknown usage report kind {kind!r}.", field="kind")
-    if kind == SAAS:
-        # A SaaS day has no instances: a re-send always replaces it.
-        rows = [UsageRow(r.namespace_id, r.date, r.billable_users, None, "", r.line) for r in rows]
     # Sorted by key, so a batch boundary never splits one license's day, and batches
     # lock rows in one order.
-    ordered = sorted(rows, key=lambda r: (r.namespace_id, r.date, r.line))
+    ordered = sorted(rows, key=_ORDER)
     reason = f"usage import {source}".strip()[:REASON_MAX_LENGTH]
     params = {
         "now": timezone.now(),
@@ -359,10 +366,19 @@ def usage_import(
     }
     created = replaced = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        if not dry_run:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+        # JIT off for this transaction: PostgreSQL estimates the upsert of a batch high
+        # enough to compile it, which takes longer than running it.
+        if dry_run:
+            cursor.execute("SELECT set_config('jit', 'off', true)")
+        else:
+            cursor.execute(
+                "SELECT set_config('jit', 'off', true), pg_advisory_xact_lock(%s)",
+                [_ADVISORY_LOCK_KEY],
+            )
         for batch in _batches(ordered, BATCH_SIZE):
-            cursor.execute(_COUNT if dry_run else _WRITE, {**params, **_arrays(batch)})
+            cursor.execute(
+                _COUNT if dry_run else _WRITE, {**params, **_arrays(batch, saas=kind == SAAS)}
+            )
             batch_created, batch_replaced = cursor.fetchone()
             created += batch_created
             replaced += batch_replaced
@@ -389,12 +405,11 @@ def _batches(rows: list[UsageRow], size: int) -> Iterator[list[UsageRow]]:
         yield batch
 
 
-def _arrays(batch: list[UsageRow]) -> dict[str, list]:
-    return {
-        "namespace_ids": [r.namespace_id for r in batch],
-        "dates": [r.date for r in batch],
-        "users": [r.billable_users for r in batch],
-        "max_counts": [r.max_historical_user_count for r in batch],
-        "instance_ids": [r.instance_id for r in batch],
-        "lines": [r.line for r in batch],
-    }
+def _arrays(batch: list[UsageRow], *, saas: bool) -> dict[str, str]:
+    columns = list(zip(*batch, strict=True))
+    if saas:
+        # A SaaS day has no instances: a re-send always replaces it.
+        columns[3] = (None,) * len(batch)  # max_historical_user_count
+        columns[4] = ("",) * len(batch)  # instance_id
+    names = ("namespace_ids", "dates", "users", "max_counts", "instance_ids", "lines")
+    return dict(zip(names, map(pg_array, columns), strict=True))

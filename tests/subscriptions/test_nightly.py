@@ -10,7 +10,14 @@ from django.core import mail
 from django.db import connection, transaction
 
 from subscriptions import billing
-from subscriptions.models import Invoice, InvoiceLine, JobRun, Reconciliation, Subscription
+from subscriptions.models import (
+    Invoice,
+    InvoiceLine,
+    JobRun,
+    Namespace,
+    Reconciliation,
+    Subscription,
+)
 from subscriptions.services import reconciliations as recon_services
 from subscriptions.services.nightly import (
     NIGHTLY_LOCK_KEY,
@@ -18,7 +25,12 @@ from subscriptions.services.nightly import (
     nightly_run,
     nightly_run_request,
 )
-from tests.factories import SelfManagedNamespaceFactory, SubscriptionFactory
+from tests.factories import (
+    SeatUsageReportFactory,
+    SelfManagedNamespaceFactory,
+    SubscriptionFactory,
+    UserFactory,
+)
 
 Q1_END = date(2026, 4, 1)
 INVOICE_DAY = date(2026, 4, 8)
@@ -145,6 +157,89 @@ def test_a_pending_reconciliation_of_a_subscription_paused_before_invoicing_is_s
     recon = Reconciliation.objects.get(subscription=sub)
     assert (recon.status, recon.skip_reason) == ("skipped", "paused")
     assert not Invoice.objects.filter(idempotency_key=f"qsr:{recon.pk}").exists()
+
+
+@pytest.mark.django_db
+def test_the_quarter_peak_is_the_highest_report_of_the_quarter_capped_by_the_mark():
+    later, reset, silent = book(3)
+
+    def report(sub, day, users):
+        SeatUsageReportFactory(namespace=sub.namespace, date=day, billable_users=users)
+
+    # Usage after the quarter end raised the mark: it belongs to the next quarter.
+    report(later, date(2026, 2, 10), 115)
+    report(later, date(2026, 3, 31), 112)
+    report(later, Q1_END, 120)
+    # A max seats reset lowered the mark below the quarter's reports: the mark wins.
+    report(reset, date(2026, 3, 1), 130)
+    Namespace.objects.filter(pk=later.namespace_id).update(seats_in_use=120, max_seats_used=120)
+    Namespace.objects.filter(pk=reset.namespace_id).update(seats_in_use=100, max_seats_used=112)
+    nightly_run(run_date=Q1_END)
+
+    peaks = dict(Reconciliation.objects.values_list("subscription_id", "max_seats_used"))
+    # The namespace without reports keeps its recorded mark (110).
+    assert peaks == {later.pk: 115, reset.pk: 112, silent.pk: 110}
+
+
+@pytest.mark.django_db
+def test_every_record_a_night_changes_has_a_history_row_with_who_and_why():
+    invoiced, no_overage, paused = book(3)
+    Namespace.objects.filter(pk=no_overage.namespace_id).update(seats_in_use=90, max_seats_used=90)
+    actor = UserFactory()
+    Subscription.objects.filter(pk=paused.pk).update(qsr_state="paused", qsr_paused_until=Q1_END)
+    nightly_run(run_date=Q1_END, actor=actor)
+    nightly_run(run_date=INVOICE_DAY, actor=actor)
+
+    def trail(obj) -> list[tuple]:
+        return [
+            (h.history_type, h.history_user, h.history_change_reason)
+            for h in obj.history.order_by("history_id")
+        ]
+
+    created, notified = f"nightly {Q1_END}", f"nightly {INVOICE_DAY}"
+    recons = {r.subscription_id: r for r in Reconciliation.objects.all()}
+    assert trail(recons[invoiced.pk]) == [
+        ("+", actor, created), ("~", actor, created), ("~", actor, notified),
+    ]  # fmt: skip
+    assert trail(recons[no_overage.pk]) == [("+", actor, created), ("~", actor, created)]
+    assert trail(recons[paused.pk]) == [("+", actor, created)]  # skipped when created
+    # The latest history row is the record as it stands.
+    fields = ["status", "skip_reason", "seats_paid", "max_seats_used", "overage_seats",
+              "annual_unit_price", "amount", "notified_at", "invoiced_at", "attempts"]  # fmt: skip
+    for recon in recons.values():
+        latest = recon.history.order_by("history_id").last()
+        assert [getattr(latest, f) for f in fields] == [getattr(recon, f) for f in fields]
+    invoice = Invoice.objects.get()
+    assert trail(invoice) == [("+", actor, notified)]
+    assert trail(invoice.lines.get()) == [("+", actor, notified)]
+    invoiced.refresh_from_db()
+    assert trail(invoiced)[-1] == ("~", actor, f"QSR overage invoiced ({notified})")
+    assert invoiced.history.order_by("history_id").last().seats == invoiced.seats == 110
+    assert no_overage.history.count() == 1  # its creation: no seats added
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("nightly", [True, False], ids=["each night", "caught up"])
+def test_an_invoice_deferred_by_a_suspension_is_dated_the_day_service_resumes(nightly):
+    (sub,) = book(1)
+    nightly_run(run_date=Q1_END)
+    # Two suspensions back to back over the invoice day: service resumes on 4 May.
+    resumes = date(2026, 5, 4)
+    for start, end in ((date(2026, 4, 3), date(2026, 4, 20)), (date(2026, 4, 20), resumes)):
+        sub.suspensions.create(
+            suspend_date=start, resume_date=end, status="scheduled", mode="freeze",
+            extend_term=True, ticket_url="https://tickets.example.com/9",
+        )  # fmt: skip
+    if nightly:
+        result = nightly_run(run_date=INVOICE_DAY)
+        assert result.counts["reconciliation_invoice"] == {"deferred:suspended": 1}
+        nightly_run(run_date=date(2026, 5, 3))
+        assert not Invoice.objects.exists()
+    nightly_run(run_date=resumes if nightly else date(2026, 5, 10))
+
+    invoice = Invoice.objects.get()
+    assert invoice.issue_date == resumes
+    assert Reconciliation.objects.get().status == "processed"
 
 
 @pytest.mark.django_db

@@ -328,7 +328,8 @@ def test_a_suspension_after_the_quarter_end_defers_the_invoice_to_the_resume():
 
     assert ledger["reconciliations"] == [recon(1, "2026-04-01", "processed", 110, 10, "750.00")]
     (invoice,) = ledger["invoices"]
-    assert (invoice["date"], invoice["total"]) == ("2026-04-08", "750.00")
+    # Invoiced, and dated, on the resume day rather than the invoice day it missed.
+    assert (invoice["date"], invoice["total"]) == ("2026-04-20", "750.00")
     assert ledger["subscription"]["seats"] == 110
 
 
