@@ -15,7 +15,7 @@ from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
 from subscriptions.services.history import save_with_reason
-from subscriptions.services.ledger import InvoiceSpec, invoices_write
+from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
 
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
@@ -126,32 +126,20 @@ def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalReque
         except billing.BillingError as exc:
             raise DomainError(str(exc)) from exc
         reason = f"QSR refund, request #{req.pk}"
-        today = timezone.localdate()
-        invoices_write(
-            specs=[
-                InvoiceSpec(
-                    subscription=sub,
-                    issue_date=today,
-                    key=f"refund:{req.pk}",
-                    lines=[
-                        {
-                            "kind": InvoiceLine.Kind.REFUND_CREDIT,
-                            "description": f"Refund of {req.seats_at_stake} seats of {recon}",
-                            "quantity": req.seats_at_stake,
-                            "unit_price": billing.round_money(
-                                amount / req.seats_at_stake, recon.currency
-                            ),
-                            "period_start": recon.reconciliation_date,
-                            "period_end": sub.term_end,
-                            "amount": -amount,
-                            "reconciliation": recon,
-                        }
-                    ],
-                )
-            ],
-            actor=actor,
-            reason=reason,
+        line = LineSpec(
+            kind=InvoiceLine.Kind.REFUND_CREDIT,
+            description=f"Refund of {req.seats_at_stake} seats of {recon}",
+            quantity=req.seats_at_stake,
+            unit_price=billing.round_money(amount / req.seats_at_stake, recon.currency),
+            period_start=recon.reconciliation_date,
+            period_end=sub.term_end,
+            amount=-amount,
+            reconciliation_id=recon.pk,
         )
+        spec = InvoiceSpec.for_subscription(
+            sub, key=f"refund:{req.pk}", issue_date=timezone.localdate(), lines=[line]
+        )
+        invoices_write(specs=[spec], actor=actor, reason=reason)
         sub.seats -= req.seats_at_stake
         save_with_reason(sub, ["seats"], reason=reason, actor=actor)
         recon.refunded_seats += req.seats_at_stake
