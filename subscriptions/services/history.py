@@ -32,11 +32,13 @@ def history_insert_sql(model: type[Model], *, select_from: str, history_type: st
         raise ValueError(f"history_type must be one of {HISTORY_TYPES}, not {history_type!r}")
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+    history = model.history.model._meta
+    user_type = history.get_field("history_user").db_type(connection)
     return (
-        f"INSERT INTO {quote(model.history.model._meta.db_table)} "
+        f"INSERT INTO {quote(history.db_table)} "
         f"({columns}, history_date, history_change_reason, history_type, history_user_id) "
         f"SELECT {columns}, now(), %(history_reason)s, '{history_type}', "
-        f"%(history_user)s::integer FROM {select_from}"
+        f"%(history_user)s::{user_type} FROM {select_from}"
     )
 
 
