@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='approvalrequest',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'qsr_refund'), ('linked_reset__isnull', False)), models.Q(models.Q(('kind', 'qsr_refund'), _negated=True), ('linked_reset__isnull', True)), _connector='OR'), name='approval_refund_links_reset', violation_error_message='A refund is linked to a max seats reset, and only a refund.'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'qsr_refund'), ('linked_reset__isnull', False)), models.Q(models.Q(('kind', 'qsr_refund'), _negated=True), ('linked_reset__isnull', True)), _connector='OR'), name='approval_refund_links_reset', violation_error_message='Only a refund is linked to a max seats reset, and it is.'),
         ),
         migrations.AddConstraint(
             model_name='approvalrequest',
