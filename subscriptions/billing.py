@@ -109,6 +109,33 @@ def _seat_count(value: int, *, name: str) -> int:
     return value
 
 
+# --- Bounds -----------------------------------------------------------------------------
+#
+# The ledger's money columns are numeric(14, 2): twelve digits before the point, so every
+# amount stays below MONEY_LIMIT. The models hold seats and prices to the ceilings below
+# (validators and database constraints), and the usage import holds counts to a setting
+# that may not exceed MAX_SEATS, so no amount computed here can reach the limit. Each is
+# at most seats x annual unit price:
+#
+# - recurring charge: seats x price (seats <= MAX_SEATS);
+# - annual true-up: overage x price, overage <= max seats used <= MAX_SEATS;
+# - QSR: overage x price / 4 x remaining quarters (3 at most), 3/4 of the above;
+# - proration credit and charge: charge x days / days(term), never more days than the term
+#   has, so at most the charge;
+# - refund: a share of a QSR amount; waived amount: a QSR or true-up amount.
+#
+# MAX_SEATS x MAX_ANNUAL_UNIT_PRICE = 1,000,000 x 999,999.99 = 999,999,990,000.00, below
+# 10**12 (rounding half up to a whole yen cannot carry a whole-yen product over it either).
+# Seats grown by overages stay within MAX_SEATS: a reconciliation or true-up lifts the
+# paid seats to the max seats used, which comes from usage reports bounded by MAX_SEATS.
+# The ceilings are the same in every currency because the columns are: a JPY price is
+# whole yen, up to 999,999 a seat a year (the demo's Ultimate is 178,000), and list prices
+# in the two-decimal currencies are in the thousands.
+MONEY_LIMIT = Decimal(10) ** 12
+MAX_SEATS = 1_000_000
+MAX_ANNUAL_UNIT_PRICE = Decimal("999999.99")
+
+
 # --- Dates ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,8 @@ from simple_history.models import HistoricalRecords
 from subscriptions.billing import (
     CURRENCIES,
     CURRENCY_DECIMALS,
+    MAX_ANNUAL_UNIT_PRICE,
+    MAX_SEATS,
     days_between,
     qsr_ineligibility_reasons,
 )
@@ -187,9 +189,12 @@ class SeatUsageReport(models.Model):
 
     namespace = models.ForeignKey(Namespace, on_delete=models.PROTECT, related_name="usage")
     date = models.DateField()
-    billable_users = models.PositiveIntegerField()
+    billable_users = models.PositiveIntegerField(validators=[MaxValueValidator(MAX_SEATS)])
     max_historical_user_count = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Self-managed only."
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_SEATS)],
+        help_text="Self-managed only.",
     )
     instance_id = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now=True)
@@ -202,6 +207,18 @@ class SeatUsageReport(models.Model):
                 fields=["namespace", "date"],
                 name="usage_one_report_per_namespace_day",
                 violation_error_message="This namespace already has a report for this day.",
+            ),
+            # billing.py "Bounds": counts above MAX_SEATS, priced, could overflow the ledger.
+            models.CheckConstraint(
+                condition=Q(billable_users__lte=MAX_SEATS),
+                name="usage_billable_users_at_most_max_seats",
+                violation_error_message=f"At most {MAX_SEATS:,} billable users.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_historical_user_count__isnull=True)
+                | Q(max_historical_user_count__lte=MAX_SEATS),
+                name="usage_max_historical_at_most_max_seats",
+                violation_error_message=f"At most {MAX_SEATS:,} historical users.",
             ),
         ]
 
@@ -256,11 +273,15 @@ class Subscription(TimeStamped):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     namespace = models.ForeignKey(Namespace, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.PREMIUM)
+    # Ceilings from billing.py "Bounds": seats x price always fits the money columns.
     seats = models.PositiveIntegerField(
-        help_text="Paid seats: purchased plus those added by reconciliations this term."
+        validators=[MaxValueValidator(MAX_SEATS)],
+        help_text="Paid seats: purchased plus those added by reconciliations this term.",
     )
     annual_unit_price = models.DecimalField(
-        **MONEY, validators=[MinValueValidator(Decimal("0"))], help_text="Per seat per year."
+        **MONEY,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(MAX_ANNUAL_UNIT_PRICE)],
+        help_text="Per seat per year.",
     )
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     term_start = models.DateField(help_text="Inclusive.")
@@ -298,6 +319,16 @@ class Subscription(TimeStamped):
                 condition=Q(annual_unit_price__gte=0),
                 name="subscription_price_non_negative",
                 violation_error_message="The unit price cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(annual_unit_price__lte=MAX_ANNUAL_UNIT_PRICE),
+                name="subscription_price_at_most_max",
+                violation_error_message=f"The unit price is at most {MAX_ANNUAL_UNIT_PRICE:,}.",
+            ),
+            models.CheckConstraint(
+                condition=Q(seats__lte=MAX_SEATS),
+                name="subscription_seats_at_most_max",
+                violation_error_message=f"A subscription has at most {MAX_SEATS:,} seats.",
             ),
             models.CheckConstraint(
                 condition=Q(term_end__gt=models.F("term_start")),

@@ -6,9 +6,11 @@ A daily CSV comes in one of two formats, told apart by the header row:
 - self-managed: ``license_key,instance_id,date,billable_users,max_historical_user_count``.
 
 `parse_usage_csv` reads the whole file and collects every bad line before anything is
-written; a file with one bad line is rejected whole. `usage_import` then writes one
-report per namespace and day in a single transaction, with one set-based upsert (plus
-its history rows) per batch:
+written; a file with one bad line is rejected whole. A count above
+USAGE_MAX_BILLABLE_USERS is a bad line (a broken export: priced, it would overflow the
+ledger), and so is a max historical count below the day's billable users.
+`usage_import` then writes one report per namespace and day in a single transaction,
+with one set-based upsert (plus its history rows) per batch:
 
 - a re-sent day replaces the day (one row per namespace and day);
 - a license reporting from several instances keeps one row a day, the highest
@@ -31,9 +33,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
+from subscriptions.checks import usage_bound_problem
 from subscriptions.errors import DomainError
 from subscriptions.models import Namespace, SeatUsageReport
 from subscriptions.services.sql import pg_array
@@ -53,7 +58,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
 # Rows per upsert statement: big enough that round trips do not matter, small enough
 # that one statement's arrays and sort stay in memory.
 BATCH_SIZE = 10_000
-# Counts are stored in PostgreSQL `integer` columns.
+# The range of a PostgreSQL `integer` column (the simulation's input check uses it). The
+# import holds counts to the far lower `usage_max_billable_users()`.
 MAX_COUNT = 2_147_483_647
 INSTANCE_ID_MAX_LENGTH = SeatUsageReport._meta.get_field("instance_id").max_length
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
@@ -104,6 +110,20 @@ class UsageImportError(DomainError):
         )
 
 
+def usage_max_billable_users() -> int:
+    """The highest count a usage file may carry: settings.USAGE_MAX_BILLABLE_USERS.
+
+    A count above it is a broken export, not a customer: priced, it would overflow the
+    ledger. The system check refuses a setting above billing.MAX_SEATS; this repeats it
+    for processes that skip the checks.
+    """
+    bound = getattr(settings, "USAGE_MAX_BILLABLE_USERS", None)
+    problem = usage_bound_problem(bound)
+    if problem:
+        raise ImproperlyConfigured(problem)
+    return bound
+
+
 # -- parsing -----------------------------------------------------------------------------
 
 
@@ -113,6 +133,7 @@ def parse_usage_csv(file_obj, *, today: date | None = None) -> tuple[str, list[U
     Raises UsageImportError listing every bad line (header = line 1). Resolves all
     namespace names / license keys with one query. A header-only file gives no rows.
     """
+    bound = usage_max_billable_users()
     today = today or timezone.localdate()
     if isinstance(file_obj.read(0), bytes):
         file_obj = io.TextIOWrapper(file_obj, encoding="utf-8-sig", newline="")
@@ -120,7 +141,7 @@ def parse_usage_csv(file_obj, *, today: date | None = None) -> tuple[str, list[U
     problems: dict[int, list[str]] = defaultdict(list)
     try:
         kind = _read_header(reader)
-        parsed = list(_read_lines(reader, kind, today, problems))
+        parsed = list(_read_lines(reader, kind, today, bound, problems))
     except (UnicodeDecodeError, csv.Error) as error:
         what = "is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
         raise UsageImportError([(reader.line_num + 1, f"unreadable: {what}")]) from error
@@ -160,10 +181,10 @@ def _expected_headers() -> str:
     return " or ".join(f"{','.join(columns)!r} ({kind})" for kind, columns in HEADERS.items())
 
 
-def _read_lines(reader, kind: str, today: date, problems: dict[int, list[str]]):
+def _read_lines(reader, kind: str, today: date, bound: int, problems: dict[int, list[str]]):
     """Yield (line, key, instance_id, date, billable_users, max_count) for every line that
     names a namespace (resolved later, all at once); record the reasons of every bad line
-    in `problems`."""
+    in `problems`. Counts above `bound` are bad lines."""
     columns = len(HEADERS[kind])
     seen: dict[tuple[str, str, date], int] = {}
     # A file holds a few distinct days: each is checked once.
@@ -193,10 +214,15 @@ def _read_lines(reader, kind: str, today: date, problems: dict[int, list[str]]):
             dates[day_text] = (_date(day_text, today, found), tuple(found))
         day, day_reasons = dates[day_text]
         reasons.extend(day_reasons)
-        users = _count(users_text, "billable_users", reasons)
+        users = _count(users_text, "billable_users", bound, reasons)
         max_count = None
         if max_text is not None:
-            max_count = _count(max_text, "max_historical_user_count", reasons)
+            max_count = _count(max_text, "max_historical_user_count", bound, reasons)
+            # The instance's historical peak includes today's users.
+            if users is not None and max_count is not None and max_count < users:
+                reasons.append(
+                    f"max_historical_user_count {max_count} is below billable_users {users}"
+                )
         if key and day is not None:
             first = seen.setdefault((key, instance_id, day), line)
             if first != line:
@@ -228,20 +254,23 @@ def _date(text: str, today: date, reasons: list[str]) -> date | None:
     return day
 
 
-def _count(text: str, column: str, reasons: list[str]) -> int:
+def _count(text: str, column: str, bound: int, reasons: list[str]) -> int | None:
+    """The count in `text`, or None with the reason in `reasons`."""
     # isdigit() alone also takes full-width or superscript digits; with isascii() it is
     # 0-9 only.
     if text.isdigit() and text.isascii():
-        if int(text) <= MAX_COUNT:
-            return int(text)
-        reasons.append(f"{column} {text} is too large")
+        # Compared by length first: int() refuses strings of over 4,300 digits.
+        digits = text.lstrip("0") or "0"
+        if len(digits) <= len(str(bound)) and int(digits) <= bound:
+            return int(digits)
+        reasons.append(f"{column} {text} is above the limit {bound} (USAGE_MAX_BILLABLE_USERS)")
     elif not text:
         reasons.append(f"missing {column}")
     elif _NEGATIVE.fullmatch(text):
         reasons.append(f"negative {column} {text}")
     else:
         reasons.append(f"{column} {text!r} is not a whole number")
-    return 0
+    return None
 
 
 def _namespace_ids(kind: str, keys: set[str]) -> dict[str, int]:

@@ -124,7 +124,7 @@ def test_several_instances_of_one_license_in_one_file_keep_the_highest():
     ("resent", "kept"),
     [
         pytest.param([("inst-2", 40, 41)], (45, 46, "inst-1"), id="other-instance-lower-ignored"),
-        pytest.param([("inst-2", 45, 41)], (45, 46, "inst-1"), id="other-instance-tie-ignored"),
+        pytest.param([("inst-2", 45, 48)], (45, 46, "inst-1"), id="other-instance-tie-ignored"),
         pytest.param([("inst-2", 60, 61)], (60, 61, "inst-2"), id="other-instance-higher-wins"),
         pytest.param([("inst-1", 30, 47)], (30, 47, "inst-1"), id="same-instance-lower-replaces"),
         pytest.param(
@@ -242,6 +242,110 @@ def test_a_self_managed_file_with_bad_lines_reports_every_line():
         (9, "expected 5 columns, got 4"),
     ]
     assert SeatUsageReport.objects.count() == 0
+
+
+# -- implausible counts (the ledger stays exact when data is bad) -------------------------
+
+BOUND = 1_000_000  # USAGE_MAX_BILLABLE_USERS by default
+
+
+def above(count, column="billable_users", bound=BOUND) -> str:
+    return f"{column} {count} is above the limit {bound} (USAGE_MAX_BILLABLE_USERS)"
+
+
+def test_the_largest_integer_as_a_count_is_a_bad_line_and_the_file_imports_nothing():
+    NamespaceFactory(name="alpha")
+    NamespaceFactory(name="beta")
+    existing = SeatUsageReportFactory(namespace__name="gamma", date=days_ago(2), billable_users=3)
+    day = days_ago(1)
+
+    with pytest.raises(UsageImportError) as caught:
+        parse_usage_csv(
+            csv_file(
+                SAAS_HEADER,
+                f"alpha,{day},12",
+                f"beta,{day},2147483647",  # 3: fits an integer column, not the ledger
+                f"gamma,{existing.date},4",
+            )
+        )
+
+    assert caught.value.problems == [(3, above(2147483647))]
+    assert f"line 3: {above(2147483647)}" in caught.value.message.splitlines()
+    assert SeatUsageReport.objects.count() == 1
+    existing.refresh_from_db()
+    assert existing.billable_users == 3
+
+
+def test_a_count_at_the_bound_is_imported_and_one_above_is_rejected():
+    NamespaceFactory(name="alpha")
+    SelfManagedNamespaceFactory(name="gitlab.acme.test", license_key="LIC-A")
+    day = days_ago(1)
+
+    run(SAAS_HEADER, f"alpha,{day},{BOUND}")
+    run(SM_HEADER, f"LIC-A,inst-1,{day},{BOUND},{BOUND}")
+
+    assert reports() == {
+        ("alpha", day): (BOUND, None, ""),
+        ("gitlab.acme.test", day): (BOUND, BOUND, "inst-1"),
+    }
+    with pytest.raises(UsageImportError) as caught:
+        parse_usage_csv(
+            csv_file(
+                SM_HEADER,
+                f"LIC-A,inst-1,{days_ago(2)},{BOUND + 1},{BOUND + 1}",  # 2
+                f"LIC-A,inst-1,{days_ago(3)},{BOUND},{BOUND + 1}",  # 3
+                f"LIC-A,inst-1,{days_ago(4)},{BOUND},0{BOUND}",  # 4: leading zero, fine
+            )
+        )
+    assert caught.value.problems == [
+        (2, f"{above(BOUND + 1)}; {above(BOUND + 1, 'max_historical_user_count')}"),
+        (3, above(BOUND + 1, "max_historical_user_count")),
+    ]
+    assert SeatUsageReport.objects.count() == 2
+
+
+def test_a_count_too_long_to_read_as_a_number_is_a_bad_line():
+    NamespaceFactory(name="alpha")
+    digits = "9" * 5000  # int() refuses strings this long
+
+    with pytest.raises(UsageImportError) as caught:
+        parse_usage_csv(csv_file(SAAS_HEADER, f"alpha,{days_ago(1)},{digits}"))
+
+    assert caught.value.problems == [(2, above(digits))]
+
+
+def test_a_max_historical_count_below_the_billable_users_is_a_bad_line():
+    SelfManagedNamespaceFactory(name="gitlab.acme.test", license_key="LIC-A")
+    day = days_ago(1)
+
+    with pytest.raises(UsageImportError) as caught:
+        parse_usage_csv(
+            csv_file(
+                SM_HEADER,
+                f"LIC-A,inst-1,{day},40,40",  # 2: equal is fine
+                f"LIC-A,inst-1,{days_ago(2)},40,39",  # 3
+                f"LIC-A,inst-2,{days_ago(3)},7,x",  # 4: no second complaint
+            )
+        )
+
+    assert caught.value.problems == [
+        (3, "max_historical_user_count 39 is below billable_users 40"),
+        (4, "max_historical_user_count 'x' is not a whole number"),
+    ]
+    assert SeatUsageReport.objects.count() == 0
+
+
+def test_the_bound_is_the_usage_max_billable_users_setting(settings):
+    NamespaceFactory(name="alpha")
+    day = days_ago(1)
+    settings.USAGE_MAX_BILLABLE_USERS = 500
+
+    with pytest.raises(UsageImportError) as caught:
+        parse_usage_csv(csv_file(SAAS_HEADER, f"alpha,{day},501"))
+    assert caught.value.problems == [(2, above(501, bound=500))]
+
+    run(SAAS_HEADER, f"alpha,{day},500")
+    assert reports() == {("alpha", day): (500, None, "")}
 
 
 @pytest.mark.parametrize(
@@ -399,6 +503,20 @@ def test_command_rejects_a_bad_file_with_every_line_on_stderr_and_exit_code_2(
         "d.csv:4: negative billable_users -3; duplicate of line 2 (same namespace and date)",
         "CommandError: d.csv was not imported: 2 bad lines, nothing was written.",
     ]
+    assert SeatUsageReport.objects.count() == 0
+
+
+def test_command_rejects_the_largest_integer_with_its_line_and_writes_nothing(tmp_path):
+    NamespaceFactory(name="alpha")
+    day = days_ago(1)
+    path = write(tmp_path, SAAS_HEADER, f"alpha,{days_ago(2)},5", f"alpha,{day},2147483647")
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match="1 bad line, nothing was written") as caught:
+        call_command("import_seat_usage", path, stderr=err)
+
+    assert caught.value.returncode == 2
+    assert err.getvalue().splitlines() == [f"usage.csv:3: {above(2147483647)}"]
     assert SeatUsageReport.objects.count() == 0
 
 

@@ -1,7 +1,8 @@
 """Import a daily seat usage CSV (SaaS or self-managed, told apart by the header).
 
 A file with any bad line imports nothing: every bad line goes to stderr and the command
-exits with status 2. `--dry-run` validates and counts without writing.
+exits with status 2. A count above USAGE_MAX_BILLABLE_USERS is a bad line. `--dry-run`
+validates and counts without writing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class Command(BaseCommand):
     help = (
         "Import daily seat usage from FILE.csv (SaaS: namespace,date,billable_users; "
         "self-managed: license_key,instance_id,date,billable_users,"
-        "max_historical_user_count). A file with any bad line imports nothing."
+        "max_historical_user_count). A file with any bad line imports nothing; counts above "
+        "USAGE_MAX_BILLABLE_USERS are bad lines."
     )
 
     def add_arguments(self, parser):
