@@ -1,5 +1,7 @@
 """Assertions shared by the test modules."""
 
+from urllib.parse import quote
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -46,3 +48,12 @@ def assert_changelist_queries_constant(client, model, make, pinned: int, assert_
         response = client.get(admin_url(model))
     assert len(shown(response)) == 25
     assert len(many) == len(few)
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for a process the test starts."""
+    s = connection.settings_dict
+    host = quote(s["HOST"], safe="") if s["HOST"].startswith("/") else s["HOST"]
+    auth = s["USER"] + (f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else "")
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{s['NAME']}"

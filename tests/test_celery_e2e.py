@@ -6,28 +6,19 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from portal.celery import app as celery_app
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, JobRun, Reconciliation
 from subscriptions.tasks import nightly_run_task
+from tests.assertions import database_url
 from tests.factories import SubscriptionFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    host = quote(s["HOST"], safe="") if s["HOST"].startswith("/") else s["HOST"]
-    auth = s["USER"] + (f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else "")
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgres://{auth}@{host}{port}/{s['NAME']}"
 
 
 def start(args: list[str], queue: str, tmp_path, **extra_env) -> subprocess.Popen:

@@ -5,6 +5,16 @@ Only one run at a time: a PostgreSQL advisory lock is taken for the whole run, a
 second run (another beat, a manual run) that cannot get it stops without doing
 anything. Inside, every step is idempotent and row-locked, so even work that slipped
 past the lock could not be done twice.
+
+Catch-up: a run first runs, in order, every night missed since the last completed one
+(a JobRun that went through all its steps). Each missed night is an ordinary night for
+its own date: it folds only the usage reports dated up to that night, prices a quarter
+with the paid seats the quarters before it left, and starts and resumes what was due
+then. So the ledger after an outage is, by construction, the ledger of running each
+night; `tests/subscriptions/test_catch_up.py` holds it to that.
+
+No night after today: the portal does not bill the future. A simulation (`only`) is
+exempt, since it runs a future timeline in a transaction it rolls back.
 """
 
 from __future__ import annotations
@@ -12,8 +22,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import partial
 
 from django.db import connection, transaction
@@ -48,6 +58,10 @@ class NightlyAlreadyRunning(Exception):
     pass
 
 
+class NightlyDateInFuture(ValueError):
+    pass
+
+
 class _DryRunRollback(Exception):
     pass
 
@@ -59,6 +73,38 @@ class NightlyResult:
     counts: dict[str, dict[str, int]]
     errors: list[dict]
     job_run_id: int | None
+    # The missed nights this run caught up first, oldest first.
+    caught_up: list[NightlyResult] = field(default_factory=list)
+
+    @property
+    def nights(self) -> list[NightlyResult]:
+        return [*self.caught_up, self]
+
+    @property
+    def failed(self) -> bool:
+        """Whether any night of the run recorded an error."""
+        return any(night.errors for night in self.nights)
+
+
+def last_completed_night() -> date | None:
+    """The latest date whose nightly run went through all its steps (with or without
+    errors in some of them: those are retried by the later nights)."""
+    return (
+        JobRun.objects.filter(finished_at__isnull=False)
+        .exclude(trigger="simulation")
+        .order_by("-run_date")
+        .values_list("run_date", flat=True)
+        .first()
+    )
+
+
+def nights_due(run_date: date) -> list[date]:
+    """The nights a run for `run_date` works through: the ones missed since the last
+    completed night, then `run_date` itself. A first run, or a rerun of a past night,
+    is that night alone."""
+    last = last_completed_night()
+    first = run_date if last is None or last >= run_date else last + timedelta(days=1)
+    return [first + timedelta(days=n) for n in range((run_date - first).days + 1)]
 
 
 def _try_lock() -> bool:
@@ -81,34 +127,52 @@ def nightly_run(
     progress: Progress | None = None,
     only: Sequence[int] | None = None,
 ) -> NightlyResult:
-    """Run every nightly step for `run_date`. With `dry_run`, everything happens inside
+    """Run every nightly step for `run_date`, after the nights missed since the last
+    completed one (see the module docstring). With `dry_run`, everything happens inside
     a transaction that is rolled back: the counts say what would happen, nothing is
     written and no email leaves (emails go out only on commit).
 
+    Refuses a `run_date` after today (portal time zone) with NightlyDateInFuture.
+
     `only` limits the run to these subscriptions (a simulation): it touches nothing
-    else and does not take the nightly lock, so it never holds up the real run."""
-    run = partial(
-        _run, run_date=run_date, trigger=trigger, actor=actor, progress=progress, only=only
-    )
+    else, runs `run_date` alone and does not take the nightly lock, so it never holds
+    up the real run."""
+    run = partial(_run, trigger=trigger, actor=actor, progress=progress, only=only)
     if only is not None:
-        return run()
+        return run(run_date=run_date)
+    today = timezone.localdate()
+    if run_date > today:
+        raise NightlyDateInFuture(
+            f"{run_date} is after today ({today}); a night is run on or after its date"
+        )
     if not _try_lock():
         raise NightlyAlreadyRunning(f"a nightly run is in progress; not starting {run_date}")
     try:
         if not dry_run:
-            return run()
+            return _run_nights(run, run_date, trigger)
         holder: list[NightlyResult] = []
         try:
             with transaction.atomic():
-                holder.append(run())
+                holder.append(_run_nights(run, run_date, trigger))
                 raise _DryRunRollback
         except _DryRunRollback:
             pass
         result = holder[0]
-        result.dry_run, result.job_run_id = True, None
+        for night in result.nights:
+            night.dry_run, night.job_run_id = True, None
         return result
     finally:
         _unlock()
+
+
+def _run_nights(run: Callable[..., NightlyResult], run_date: date, trigger: str) -> NightlyResult:
+    *missed, last = nights_due(run_date)
+    if missed:
+        logger.warning("catching up %d missed night(s) before %s", len(missed), run_date)
+    caught_up = [run(run_date=day, trigger=f"{trigger} catch-up") for day in missed]
+    result = run(run_date=last)
+    result.caught_up = caught_up
+    return result
 
 
 def _run(
@@ -131,10 +195,18 @@ def _run(
             refreshed=seats_refresh(run_date=run_date, actor=actor, only=only)
         ),
         "reconciliation_create": lambda: recon.reconciliations_create_due(
-            run_date=run_date, actor=actor, on_batch=track("reconciliation_create"), only=only
+            run_date=run_date,
+            actor=actor,
+            on_batch=track("reconciliation_create"),
+            errors=errors,
+            only=only,
         ),
         "reconciliation_notify": lambda: recon.reconciliations_notify_due(
-            run_date=run_date, actor=actor, on_batch=track("reconciliation_notify"), only=only
+            run_date=run_date,
+            actor=actor,
+            on_batch=track("reconciliation_notify"),
+            errors=errors,
+            only=only,
         ),
         "reconciliation_invoice": lambda: recon.reconciliations_invoice_due(
             run_date=run_date,
@@ -144,13 +216,21 @@ def _run(
             only=only,
         ),
         "suspension_start": lambda: suspensions_start_due(
-            run_date=run_date, actor=actor, on_batch=track("suspension_start"), only=only
+            run_date=run_date,
+            actor=actor,
+            on_batch=track("suspension_start"),
+            errors=errors,
+            only=only,
         ),
         "suspension_resume": lambda: suspensions_resume_due(
-            run_date=run_date, actor=actor, on_batch=track("suspension_resume"), only=only
+            run_date=run_date,
+            actor=actor,
+            on_batch=track("suspension_resume"),
+            errors=errors,
+            only=only,
         ),
         "renewal": lambda: subscriptions_renew_due(
-            run_date=run_date, actor=actor, on_batch=track("renewal"), only=only
+            run_date=run_date, actor=actor, on_batch=track("renewal"), errors=errors, only=only
         ),
         "expiry": lambda: approval_requests_expire(run_date=run_date, actor=actor, only=only),
     }

@@ -64,6 +64,35 @@ def chunks(ids: Sequence[int], size: int | None = None) -> Iterable[Sequence[int
         yield ids[start : start + size]
 
 
+def each_batch(
+    ids: Sequence[int],
+    work: Callable[[Sequence[int]], Counter],
+    *,
+    fail: Callable[[int, Exception], None],
+    on_batch: OnBatch | None = None,
+    size: int | None = None,
+) -> Counter:
+    """Run `work` (one transaction) over `ids` in batches. One bad record must not hold
+    up the others: a batch that raises is redone one record at a time, and each record
+    that still fails is handed to `fail` and counted as `failed`, while the rest of the
+    batch, and every later batch, goes through."""
+    counts: Counter = Counter()
+    for batch in chunks(ids, size):
+        try:
+            counts += work(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                logger.exception("batch of %d failed; retrying one by one", len(batch))
+                counts += each_batch(batch, work, fail=fail, size=1)
+            else:
+                logger.error("record %s failed: %s", batch[0], exc)
+                counts["failed"] += 1
+                fail(batch[0], exc)
+        if on_batch:
+            on_batch(len(batch))
+    return counts
+
+
 class QsrTerms(Protocol):
     """What decides whether QSR charges a subscription: a Subscription, or a row of it."""
 
@@ -165,7 +194,12 @@ ORDER BY s.id
 
 
 def reconciliations_create_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
     """Give every quarter end up to `run_date` of every live subscription its record:
     `scheduled`, or `skipped` with the reason. Returns counts by outcome."""
@@ -175,12 +209,12 @@ def reconciliations_create_due(
             {"run_date": run_date, "only": None if only is None else pg_array(only)},
         )
         ids = [row[0] for row in cursor.fetchall()]
-    counts: Counter = Counter()
-    for batch in chunks(ids):
-        counts += _create_batch(batch, run_date=run_date, actor=actor)
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+    return each_batch(
+        ids,
+        functools.partial(_create_batch, run_date=run_date, actor=actor),
+        fail=functools.partial(_record_error, errors, "reconciliation_create", None),
+        on_batch=on_batch,
+    )
 
 
 class _SubscriptionRow(NamedTuple):
@@ -272,22 +306,36 @@ def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
     return Counter("skipped:" + reason if reason else "created" for _, _, reason in created)
 
 
+# A reconciliation whose pricing failed is `failed` with no amount; one whose invoicing
+# failed has its amount. Each is retried by the step that failed.
+_PRICING_FAILED = Q(status="failed", amount__isnull=True)
+_INVOICING_FAILED = Q(status="failed", amount__isnull=False)
+
+
 def reconciliations_notify_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
     """Price the scheduled reconciliations whose notice date has come and tell the
-    customer: `pending` with a notice, or `processed` at 0.00 when nothing is over."""
-    ids = list(
-        _only(Reconciliation.objects.filter(status="scheduled", notify_date__lte=run_date), only)
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    customer: `pending` with a notice, or `processed` at 0.00 when nothing is over.
+    One that cannot be priced is marked `failed` with the error, and retried by the
+    next nights, MAX_ATTEMPTS in all."""
+    due = Reconciliation.objects.filter(
+        Q(status="scheduled") | (_PRICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
+        notify_date__lte=run_date,
+        subscription__status__in=LIVE,
     )
-    counts: Counter = Counter()
-    for batch in chunks(ids):
-        counts += _notify_batch(batch, run_date=run_date, actor=actor)
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+    ids = list(_only(due, only).order_by("pk").values_list("pk", flat=True))
+    return each_batch(
+        ids,
+        functools.partial(_notify_batch, run_date=run_date, actor=actor),
+        fail=functools.partial(_fail, errors, "reconciliation_notify", actor),
+        on_batch=on_batch,
+    )
 
 
 class _ScheduledRow(NamedTuple):
@@ -347,7 +395,8 @@ JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
 CROSS JOIN LATERAL (
     SELECT GREATEST(r.term_start, COALESCE(n.usage_counted_from, r.term_start)) AS day
 ) AS since
-WHERE r.id = ANY(%(ids)s::bigint[]) AND r.status = 'scheduled'
+WHERE r.id = ANY(%(ids)s::bigint[]) AND s.status IN ({_LIVE})
+  AND (r.status = 'scheduled' OR (r.status = 'failed' AND r.amount IS NULL))
 ORDER BY r.id
 FOR UPDATE OF r, s SKIP LOCKED
 """
@@ -407,6 +456,8 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
                 "status": statuses,
                 "skip_reason": reasons,
                 **dict(zip(_PRICING, zip(*pricing, strict=True), strict=True)),
+                # A retry that prices clears the last attempt's error.
+                "failure_reason": [""] * len(pks),
             },
             stamps={"notified_at": notified},
             reason=f"nightly {run_date}",
@@ -464,36 +515,40 @@ def reconciliations_invoice_due(
     failed ones): a QSR overage line, and the subscription's seats grow by the overage.
     A pending reconciliation of a paused (or bug-disabled) subscription is skipped."""
     due = Reconciliation.objects.filter(
-        Q(status="pending") | Q(status="failed", attempts__lt=MAX_ATTEMPTS),
+        Q(status="pending") | (_INVOICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
         invoice_date__lte=run_date,
+        subscription__status__in=LIVE,
     )
     ids = list(_only(due, only).order_by("pk").values_list("pk", flat=True))
-    counts: Counter = Counter()
-    for batch in chunks(ids):
-        try:
-            counts += _invoice_batch(batch, run_date=run_date, actor=actor)
-        except Exception:
-            # One bad record must not hold up the rest: redo the batch one by one and
-            # mark only the ones that fail.
-            logger.exception("invoice batch failed; retrying one by one")
-            for recon_id in batch:
-                try:
-                    counts += _invoice_batch([recon_id], run_date=run_date, actor=actor)
-                except Exception as exc:
-                    counts["failed"] += 1
-                    reconciliation_fail(reconciliation_id=recon_id, error=exc, actor=actor)
-                    if errors is not None:
-                        errors.append(_error("invoice", recon_id, exc))
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+    return each_batch(
+        ids,
+        functools.partial(_invoice_batch, run_date=run_date, actor=actor),
+        fail=functools.partial(_fail, errors, "reconciliation_invoice", actor),
+        on_batch=on_batch,
+    )
 
 
-def _error(step: str, recon_id: int, exc: Exception) -> dict:
+def _fail(errors: list | None, step: str, actor, recon_id: int, exc: Exception) -> None:
+    reconciliation_fail(reconciliation_id=recon_id, error=exc, actor=actor)
+    _record_error(errors, step, recon_id, recon_id, exc)
+
+
+def _record_error(
+    errors: list | None, step: str, recon_id: int | None, pk: int, exc: Exception
+) -> None:
+    """Add a record's failure to the job run's errors. `pk` is the reconciliation when
+    `recon_id` is given, else the subscription."""
+    if errors is None:
+        return
     sub_id = (
         Reconciliation.objects.filter(pk=recon_id).values_list("subscription_id", flat=True).first()
+        if recon_id is not None
+        else pk
     )
-    return {"step": step, "reconciliation": recon_id, "subscription": sub_id, "error": str(exc)}
+    error = {"step": step, "subscription": sub_id, "error": str(exc)[:2000]}
+    if recon_id is not None:
+        error["reconciliation"] = recon_id
+    errors.append(error)
 
 
 class _DueRow(NamedTuple):
@@ -529,7 +584,8 @@ SELECT r.id, r.subscription_id, r.quarter, r.reconciliation_date, r.invoice_date
        s.customer_id, s.seats, s.term_end, s.currency, {_QSR_TERMS}
 FROM {Reconciliation._meta.db_table} r
 JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
-WHERE r.id = ANY(%(ids)s::bigint[]) AND r.status IN ('pending', 'failed')
+WHERE r.id = ANY(%(ids)s::bigint[]) AND s.status IN ({_LIVE})
+  AND (r.status = 'pending' OR (r.status = 'failed' AND r.amount IS NOT NULL))
 ORDER BY r.id
 FOR UPDATE OF r, s SKIP LOCKED
 """
@@ -635,17 +691,19 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
 
 
 def reconciliation_fail(*, reconciliation_id: int, error: Exception, actor=None) -> None:
-    """Record a failed invoicing attempt; the next run retries it up to MAX_ATTEMPTS."""
+    """Record a failed pricing or invoicing attempt; the next nights retry it, up to
+    MAX_ATTEMPTS in all."""
     with transaction.atomic():
         recon = (
             Reconciliation.objects.select_for_update()
-            .filter(pk=reconciliation_id, status__in=["pending", "failed"])
+            .filter(pk=reconciliation_id, status__in=["scheduled", "pending", "failed"])
             .first()
         )
         if recon is None:
             return
+        what = "invoicing" if recon.amount is not None else "pricing"
         recon.status = "failed"
         recon.attempts += 1
         recon.failure_reason = str(error)[:2000]
-        recon._change_reason = "invoicing failed"
+        recon._change_reason = f"{what} failed"
         recon.save(update_fields=["status", "attempts", "failure_reason", "updated_at"])

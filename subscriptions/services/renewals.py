@@ -4,6 +4,7 @@ statistics reset, and the end of temporary QSR pauses."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 
 from django.db import transaction
@@ -18,13 +19,20 @@ from subscriptions.services.ledger import (
     invoices_write,
     recurring_invoice_spec,
 )
-from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
+from subscriptions.services.reconciliations import LIVE, OnBatch, Only, _only, each_batch
 
 
 def subscriptions_renew_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
-    """Renew every active subscription whose term ended on or before `run_date`."""
+    """Renew every active subscription whose term ended on or before `run_date`. One
+    that fails is listed in `errors` and left as it was for the next night; the others
+    renew."""
     ids = list(
         _only(
             Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date),
@@ -34,8 +42,9 @@ def subscriptions_renew_due(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    counts: Counter = Counter()
-    for batch in chunks(ids, 200):
+
+    def work(batch: Sequence[int]) -> Counter:
+        counts: Counter = Counter()
         with transaction.atomic():
             subs = (
                 Subscription.objects.select_for_update(skip_locked=True, of=("self", "namespace"))
@@ -45,8 +54,13 @@ def subscriptions_renew_due(
             for sub in subs:
                 while sub.term_end <= run_date:  # a missed year or two renews in turn
                     counts += _renew(sub, actor=actor)
-        if on_batch:
-            on_batch(len(batch))
+        return counts
+
+    def fail(pk: int, exc: Exception) -> None:
+        if errors is not None:
+            errors.append({"step": "renewal", "subscription": pk, "error": str(exc)[:2000]})
+
+    counts = each_batch(ids, work, fail=fail, on_batch=on_batch, size=200)
     counts += qsr_pauses_end(run_date=run_date, actor=actor, only=only)
     return counts
 
@@ -117,7 +131,9 @@ def qsr_pauses_end(*, run_date: date, actor=None, only: Only = None) -> Counter:
     counts: Counter = Counter()
     with transaction.atomic():
         paused = Subscription.objects.filter(
-            qsr_state=Subscription.QsrState.PAUSED, qsr_paused_until__lt=run_date
+            qsr_state=Subscription.QsrState.PAUSED,
+            qsr_paused_until__lt=run_date,
+            status__in=LIVE,
         )
         for sub in _only(paused, only, "pk").select_for_update(skip_locked=True):
             sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 
 from django.db import transaction
@@ -11,7 +12,7 @@ from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
-from subscriptions.services.reconciliations import OnBatch, Only, _only, chunks
+from subscriptions.services.reconciliations import LIVE, OnBatch, Only, _only, each_batch
 
 
 def _proration(suspension: Suspension) -> billing.ProrationResult:
@@ -50,31 +51,49 @@ def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSp
 
 
 def _process_due(
-    *, status: str, date_field: str, run_date: date, handle, on_batch, only: Only
+    *, status: str, date_field: str, run_date: date, handle, on_batch, errors, only: Only
 ) -> Counter:
     """Apply `handle` to each suspension in `status` whose `date_field` has come, in
-    locked batches; returns counts of what `handle` reports."""
-    ids = list(
-        _only(Suspension.objects.filter(status=status, **{f"{date_field}__lte": run_date}), only)
-        .order_by(date_field, "pk")
-        .values_list("pk", flat=True)
+    locked batches; returns counts of what `handle` reports.
+
+    A cancelled or expired subscription is never touched: its suspensions stay as they
+    are. A suspension that fails is counted, listed in `errors` and left in its status,
+    so the next night tries again; the others go through."""
+    due = Suspension.objects.filter(
+        status=status, subscription__status__in=LIVE, **{f"{date_field}__lte": run_date}
     )
-    counts: Counter = Counter()
-    for batch in chunks(ids, 200):
+    ids = list(_only(due, only).order_by(date_field, "pk").values_list("pk", flat=True))
+
+    def work(batch: Sequence[int]) -> Counter:
+        counts: Counter = Counter()
         with transaction.atomic():
             for suspension in (
                 Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
-                .filter(pk__in=batch, status=status)
+                .filter(pk__in=batch, status=status, subscription__status__in=LIVE)
                 .select_related("subscription")
             ):
                 counts[handle(suspension)] += 1
-        if on_batch:
-            on_batch(len(batch))
-    return counts
+        return counts
+
+    def fail(pk: int, exc: Exception) -> None:
+        if errors is not None:
+            sub_id = Suspension.objects.filter(pk=pk).values_list("subscription_id", flat=True)
+            errors.append(
+                {"step": "suspension_" + ("start" if status == "scheduled" else "resume"),
+                 "suspension": pk,
+                 "subscription": sub_id.first(), "error": str(exc)[:2000]}
+            )  # fmt: skip
+
+    return each_batch(ids, work, fail=fail, on_batch=on_batch, size=200)
 
 
 def suspensions_start_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
     """Start the scheduled suspensions whose day has come. Credit mode writes the credit
     for the rest of the term; freeze writes nothing; a free period extends the term now."""
@@ -84,6 +103,7 @@ def suspensions_start_due(
         run_date=run_date,
         handle=lambda s: _start(s, run_date=run_date, actor=actor),
         on_batch=on_batch,
+        errors=errors,
         only=only,
     )
 
@@ -108,7 +128,12 @@ def _start(suspension: Suspension, *, run_date: date, actor) -> str:
 
 
 def suspensions_resume_due(
-    *, run_date: date, actor=None, on_batch: OnBatch | None = None, only: Only = None
+    *,
+    run_date: date,
+    actor=None,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
 ) -> Counter:
     """Resume the active suspensions whose resume day has come: charge the rest of the
     (possibly extended) term in credit mode, and extend the term where asked."""
@@ -118,6 +143,7 @@ def suspensions_resume_due(
         run_date=run_date,
         handle=lambda s: _resume(s, run_date=run_date, actor=actor),
         on_batch=on_batch,
+        errors=errors,
         only=only,
     )
 
