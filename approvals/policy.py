@@ -11,12 +11,19 @@ API obey the same rules; the admin calls `may()` to decide which buttons to show
 `visible()` to filter its lists. The rules that depend on the state of one request
 (separation of duties, an open slot) are here too, so a button never offers what the
 service would refuse.
+
+Every service names who acts: a user, or `SYSTEM` (a `SystemActor`) for the portal's own
+jobs and tools. `check(None, ...)` refuses, so a caller that forgot its actor fails
+loudly instead of skipping the policy. A `SystemActor` is never a user: nothing a web
+request carries can be one, and it may do every action.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -33,7 +40,34 @@ from approvals.roles import (
     SUPPORT_MANAGER,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
 OWN_CUSTOMER = "subscriptions.own_customer"
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The portal itself acting (the nightly jobs, a simulation), not a person. It has no
+    login and no database row: history rows it writes have no user. The attributes below
+    make anything that expects a user treat it as an anonymous one."""
+
+    name: str
+
+    is_authenticated = False
+    is_active = False
+    is_superuser = False
+    is_staff = False
+    pk = None
+
+    def __str__(self) -> str:
+        return f"system ({self.name})"
+
+
+SYSTEM = SystemActor("nightly")
+
+# Who a service acts for. A string so that annotations need no import of the user model.
+Actor: TypeAlias = "AbstractBaseUser | SystemActor"
 
 
 class Action(StrEnum):
@@ -52,6 +86,8 @@ class Action(StrEnum):
     EXECUTE_RESET = "execute_reset"
     PROCESS_REFUND = "process_refund"
     ASSIGN_OWNER = "assign_owner"  # name an account's sales manager
+    AMEND_SUBSCRIPTION = "amend_subscription"  # terms, channel, price, seats, ...
+    CANCEL_SUBSCRIPTION = "cancel_subscription"
 
 
 _SUPPORT = {
@@ -80,7 +116,17 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.CANCEL_REQUEST,
         }
     ),
-    SALES_OPS: frozenset({Action.VIEW, Action.DECIDE, Action.QSR_END_PAUSE, Action.ASSIGN_OWNER}),
+    # Sales ops is the commercial desk: it also amends and cancels subscriptions.
+    SALES_OPS: frozenset(
+        {
+            Action.VIEW,
+            Action.DECIDE,
+            Action.QSR_END_PAUSE,
+            Action.ASSIGN_OWNER,
+            Action.AMEND_SUBSCRIPTION,
+            Action.CANCEL_SUBSCRIPTION,
+        }
+    ),
     DEAL_DESK: frozenset({Action.VIEW, Action.PROCESS_REFUND}),
     EXECUTIVE: frozenset({Action.VIEW, Action.DECIDE}),
     FINANCE: frozenset({Action.VIEW, Action.DECIDE}),
@@ -214,6 +260,13 @@ def slots_for(user, request) -> list[str]:
 
 def why_not(user, action: Action, obj: Model | None = None) -> str | None:
     """None when `user` may do `action` on `obj`; otherwise the reason, for the user."""
+    if user is None:
+        return (
+            f"No actor given for “{action}”: a service needs the user it acts for, or "
+            "policy.SYSTEM for the portal's own jobs."
+        )
+    if isinstance(user, SystemActor):
+        return None
     if not _role_allows(user, action, obj):
         if action in _actions_of(user):
             return "This account belongs to another sales manager."

@@ -34,6 +34,7 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
+from approvals.policy import SystemActor
 from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import (
@@ -57,6 +58,8 @@ MAX_TERM_MONTHS = 60
 MAX_PRICE = Decimal(10) ** 9  # leaves the 14-digit money columns room for seats x price
 # The services want a ticket on every change; a simulation has none to point to.
 SIMULATION_TICKET = "https://simulation.invalid/scenario"
+# Who the services act for: the portal itself, never a user.
+SIMULATION = SystemActor("simulation")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -388,18 +391,21 @@ def _apply(event: Event, sub: Subscription) -> None:
                 mode=event.value["mode"],
                 extend_term=event.value["extend_term"],
                 ticket_url=SIMULATION_TICKET,
-                actor=None,
+                actor=SIMULATION,
                 reason="simulation",
             )
         elif event.kind == "disable_qsr_bug":
             services.subscription_qsr_disable_for_bug(
-                subscription=sub, bug_url=event.value, ticket_url=SIMULATION_TICKET, actor=None
+                subscription=sub,
+                bug_url=event.value,
+                ticket_url=SIMULATION_TICKET,
+                actor=SIMULATION,
             )
         elif event.kind == "enable_qsr":
-            services.subscription_qsr_enable(subscription=sub, actor=None)
+            services.subscription_qsr_enable(subscription=sub, actor=SIMULATION)
         else:
             services.subscription_qsr_pause(
-                subscription=sub, until=event.value, actor=None, today=event.date
+                subscription=sub, until=event.value, actor=SIMULATION, today=event.date
             )
     except DomainError as exc:
         field = _FIELD_PATHS.get(event.kind, {}).get(exc.field or "", event.kind)

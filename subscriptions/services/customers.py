@@ -19,10 +19,9 @@ from subscriptions.services.history import save_with_reason
 PERMISSION = "own_customer"
 
 
-def customer_assign_owner(*, customer: Customer, owner, actor) -> Customer:
+def customer_assign_owner(*, customer: Customer, owner, actor: policy.Actor) -> Customer:
     """Make `owner` (a sales user, or None) the account's sales manager."""
-    if actor is not None:
-        policy.check(actor, policy.Action.ASSIGN_OWNER, customer)
+    policy.check(actor, policy.Action.ASSIGN_OWNER, customer)
     if owner is not None and (not owner.is_active or SALES not in policy.roles_of(owner)):
         raise DomainError(f"{owner} is not an active sales manager.", field="owner")
     with transaction.atomic():

@@ -4,6 +4,9 @@ django-simple-history writes a row per `save()`. Jobs that change thousands of r
 one statement write the history rows in that statement too (`history_insert_sql` after
 an `INSERT/UPDATE ... RETURNING *`), or call `history_snapshot` afterwards, so those
 changes keep their trail (who, when, why) without a model object per row.
+
+Who: a user, or the portal itself (`policy.SystemActor`), whose rows have no user.
+`None` is still taken for the portal itself while the nightly steps move to `SYSTEM`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ from collections.abc import Mapping, Sequence
 from django.db import connection
 from django.db.models import Model
 
+from approvals.policy import SystemActor
 from subscriptions.services.sql import pg_array
 
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
 HISTORY_TYPES = ("+", "~", "-")
 
 
+def history_user(actor):
+    """The user a history row records for `actor`: None for the portal itself."""
+    return None if actor is None or isinstance(actor, SystemActor) else actor
+
+
 def history_params(*, reason: str, user=None) -> dict:
     """The parameters `history_insert_sql` statements take: why, and who."""
-    return {"history_reason": reason[:REASON_MAX_LENGTH], "history_user": getattr(user, "pk", None)}
+    who = history_user(user)
+    return {"history_reason": reason[:REASON_MAX_LENGTH], "history_user": getattr(who, "pk", None)}
 
 
 def history_insert_sql(model: type[Model], *, select_from: str, history_type: str) -> str:
@@ -63,7 +73,7 @@ def history_snapshot(
 def save_with_reason(obj: Model, fields: list[str], *, reason: str, actor=None) -> None:
     """Save only `fields` (and `updated_at`), with who and why on the history row."""
     obj._change_reason = reason
-    obj._history_user = actor
+    obj._history_user = history_user(actor)
     obj.save(update_fields=[*fields, "updated_at"])
 
 

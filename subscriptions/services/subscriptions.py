@@ -7,9 +7,10 @@ saved subscription (the caller's instance is left as it was). Repeating a change
 is already in place is a no-op and writes no history row.
 
 Who may call them is decided by `approvals.policy`: disabling QSR for a bug and
-re-enabling it check the actor's role here; a pause is applied by an approved request
-(`approvals.services`), which checked its requester and approvers. `actor=None` is the
-system (the nightly jobs, a simulation), which no web request can be.
+re-enabling it check the actor's role here, always (the portal's own jobs and tools act
+as a `policy.SystemActor`; no actor at all is refused); a pause is applied by an approved
+request (`approvals.services`), which checked its requester and approvers. Amending and
+cancelling a subscription are in `lifecycle.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import Subscription, Suspension
 
-from .history import save_with_reason
+from .history import history_user, save_with_reason
 
 QsrState = Subscription.QsrState
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
@@ -72,7 +73,7 @@ def _qsr_change(sub: Subscription, *, to: str, values: dict, actor, reason: str)
         return sub
     if (sub.qsr_state, to) not in QSR_TRANSITIONS:
         raise DomainError(_refusal(sub, to))
-    changes = {"qsr_state": to, **values, "qsr_changed_by": actor}
+    changes = {"qsr_state": to, **values, "qsr_changed_by": history_user(actor)}
     changes["qsr_changed_at"] = timezone.now()
     for field, value in changes.items():
         setattr(sub, field, value)
@@ -92,11 +93,10 @@ def _refusal(sub: Subscription, to: str) -> str:
 
 
 def subscription_qsr_disable_for_bug(
-    *, subscription: Subscription, bug_url: str, ticket_url: str, actor
+    *, subscription: Subscription, bug_url: str, ticket_url: str, actor: policy.Actor
 ) -> Subscription:
     """Stop QSR charging because of a confirmed bug, until someone re-enables it."""
-    if actor is not None:
-        policy.check(actor, policy.Action.QSR_DISABLE_FOR_BUG, subscription)
+    policy.check(actor, policy.Action.QSR_DISABLE_FOR_BUG, subscription)
     check_url(bug_url, field="bug_url", what="the bug report")
     check_url(ticket_url, field="ticket_url", what="the ticket")
     with transaction.atomic():
@@ -109,15 +109,14 @@ def subscription_qsr_disable_for_bug(
         )
 
 
-def subscription_qsr_enable(*, subscription: Subscription, actor) -> Subscription:
+def subscription_qsr_enable(*, subscription: Subscription, actor: policy.Actor) -> Subscription:
     """Turn QSR back on after a bug fix (support) or before a pause runs out (sales ops,
     who approved the pause)."""
     with transaction.atomic():
         sub = _lock_live(subscription)
-        if actor is not None:
-            paused = sub.qsr_state == QsrState.PAUSED
-            action = policy.Action.QSR_END_PAUSE if paused else policy.Action.QSR_ENABLE
-            policy.check(actor, action, sub)
+        paused = sub.qsr_state == QsrState.PAUSED
+        action = policy.Action.QSR_END_PAUSE if paused else policy.Action.QSR_ENABLE
+        policy.check(actor, action, sub)
         if sub.qsr_state == QsrState.ENABLED:
             return sub  # whatever links are left on it, QSR is on: nothing to do
         # The links and the pause end described the state being left; the history keeps them.
@@ -131,7 +130,11 @@ def subscription_qsr_enable(*, subscription: Subscription, actor) -> Subscriptio
 
 
 def subscription_qsr_pause(
-    *, subscription: Subscription, until: date | None, actor, today: date | None = None
+    *,
+    subscription: Subscription,
+    until: date | None,
+    actor: policy.Actor,
+    today: date | None = None,
 ) -> Subscription:
     """Pause QSR through `until` (inclusive; None: the last day of the term). Pausing
     again with another date moves the end of the pause."""
@@ -164,7 +167,7 @@ def suspension_schedule(
     mode: str,
     extend_term: bool,
     ticket_url: str,
-    actor,
+    actor: policy.Actor,
     reason: str = "",
 ) -> Suspension:
     """Schedule a suspension of ``[suspend_date, resume_date)``; the nightly run starts
@@ -225,6 +228,6 @@ def suspension_schedule(
             reason=reason,
         )
         suspension._change_reason = "suspension scheduled"
-        suspension._history_user = actor
+        suspension._history_user = history_user(actor)
         suspension.save()
     return suspension

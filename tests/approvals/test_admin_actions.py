@@ -22,6 +22,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
+from approvals.policy import SYSTEM
 from subscriptions import billing
 from subscriptions.models import (
     Customer,
@@ -82,7 +83,7 @@ def portal(user_with_role) -> Portal:
         for role in ROLES
     }
     customer = CustomerFactory(name="Acme Corp")
-    customer = customer_assign_owner(customer=customer, owner=users["sales_owner"], actor=None)
+    customer = customer_assign_owner(customer=customer, owner=users["sales_owner"], actor=SYSTEM)
     return Portal(users=users, customer=customer)
 
 
@@ -970,7 +971,7 @@ def test_a_dispute_of_an_account_without_a_sales_manager_is_refused_at_review(
 ):
     """Nobody to route it to: the confirmation page does not promise a routing."""
     recon = processed_reconciliation(portal)
-    customer_assign_owner(customer=portal.customer, owner=None, actor=None)
+    customer_assign_owner(customer=portal.customer, owner=None, actor=SYSTEM)
     client.force_login(portal.users["support"])
     data = CASE["record-dispute"].data(portal, recon)
     if confirmed:

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
+from approvals.policy import SYSTEM
 from subscriptions.models import (
     Customer,
     Invoice,
@@ -140,7 +141,7 @@ def accounts(user_with_role) -> Accounts:
     records = {}
     for owner, name in ((me, "Mine Ltd"), (them, "Theirs Inc")):
         customer = customer_assign_owner(
-            customer=CustomerFactory(name=name), owner=owner, actor=None
+            customer=CustomerFactory(name=name), owner=owner, actor=SYSTEM
         )
         records[name] = account(customer, support=support, sales_ops=sales_ops)
     return Accounts(me, them, support, sales_ops, records["Mine Ltd"], records["Theirs Inc"])
@@ -325,7 +326,7 @@ def test_a_new_owner_sees_the_account_and_the_old_one_no_longer(client, accounts
 
 def owned(accounts):
     """A new customer of `accounts.me`."""
-    return customer_assign_owner(customer=CustomerFactory(), owner=accounts.me, actor=None)
+    return customer_assign_owner(customer=CustomerFactory(), owner=accounts.me, actor=SYSTEM)
 
 
 def owned_request(accounts, **kwargs) -> ApprovalRequest:
@@ -555,7 +556,7 @@ def test_to_execute_lists_refunds_whose_reset_is_approved_for_deal_desk(
 def test_every_role_can_open_every_queue(client, accounts, user_with_role, role):
     user = user_with_role(role)
     if role == "sales":
-        customer_assign_owner(customer=accounts.mine[Customer], owner=user, actor=None)
+        customer_assign_owner(customer=accounts.mine[Customer], owner=user, actor=SYSTEM)
 
     for name in ("awaiting_me", "to_execute", "mine"):
         queue(client, user, name)

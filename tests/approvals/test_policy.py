@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -42,6 +42,7 @@ from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import Customer, Invoice, Namespace, Reconciliation, Subscription
 from subscriptions.services.customers import customer_assign_owner
+from subscriptions.services.lifecycle import subscription_amend, subscription_cancel
 from subscriptions.services.subscriptions import (
     subscription_qsr_disable_for_bug,
     subscription_qsr_enable,
@@ -238,7 +239,9 @@ def routed_dispute(w: World, actor) -> Dispute:
 
 
 def paused(w: World, actor) -> Subscription:
-    return subscription_qsr_pause(subscription=w.sub, until=None, actor=None, today=w.today)
+    return subscription_qsr_pause(
+        subscription=w.sub, until=None, actor=policy.SYSTEM, today=w.today
+    )
 
 
 def disabled_for_bug(w: World, actor) -> Subscription:
@@ -406,6 +409,22 @@ CASES: dict[str, Case] = {
         ),
         lambda customer: fresh(customer).owner.username == "new-manager",
     ),
+    "amend a subscription": Case(
+        Action.AMEND_SUBSCRIPTION,
+        lambda w, actor: w.sub,
+        lambda actor, sub, w: subscription_amend(
+            subscription=sub, actor=actor, reason=WHY, ticket_url=TICKET, channel="reseller"
+        ),
+        lambda sub: fresh(sub).channel == Subscription.Channel.RESELLER,
+    ),
+    "cancel a subscription": Case(
+        Action.CANCEL_SUBSCRIPTION,
+        lambda w, actor: w.sub,
+        lambda actor, sub, w: subscription_cancel(
+            subscription=sub, actor=actor, reason=WHY, ticket_url=TICKET
+        ),
+        lambda sub: fresh(sub).status == Subscription.Status.CANCELLED,
+    ),
 }
 
 # Y: the role may do it (DOMAIN.md "Who uses the portal"). "own" and "other" are sales
@@ -429,6 +448,8 @@ process a refund                 .        .      .     .     .    Y     .      .
 record a dispute                 Y        Y      .     .     .    .     .      .       .
 resolve a dispute                .        .      Y     .     .    .     .      .       .
 assign the account's owner       .        .      .     .     Y    .     .      .       .
+amend a subscription             .        .      .     .     Y    .     .      .       .
+cancel a subscription            .        .      .     .     Y    .     .      .       .
 """
 ROLES = (
     "support",
@@ -511,6 +532,54 @@ def test_an_inactive_user_may_do_nothing(world):
 
     assert not policy.may(owner, Action.REQUEST_PAUSE, world.sub)
     assert not policy.visible_customers(owner).exists()
+
+
+# --- Who acts: a user, or the portal itself --------------------------------------------
+
+WITHOUT_ACTOR = {
+    "disable QSR for a bug": lambda w: subscription_qsr_disable_for_bug(
+        subscription=w.sub, bug_url=BUG, ticket_url=TICKET, actor=None
+    ),
+    "re-enable QSR": lambda w: subscription_qsr_enable(subscription=w.sub, actor=None),
+    "assign the account's owner": lambda w: customer_assign_owner(
+        customer=w.customer, owner=None, actor=None
+    ),
+    "amend a subscription": lambda w: subscription_amend(
+        subscription=w.sub, actor=None, reason=WHY, ticket_url=TICKET, channel="reseller"
+    ),
+    "cancel a subscription": lambda w: subscription_cancel(
+        subscription=w.sub, actor=None, reason=WHY, ticket_url=TICKET
+    ),
+}
+
+
+def test_the_policy_refuses_a_missing_actor():
+    with pytest.raises(NotAllowed, match="a service needs the user it acts for"):
+        policy.check(None, Action.VIEW)
+    assert not policy.may(None, Action.VIEW)
+
+
+@pytest.mark.parametrize("name", list(WITHOUT_ACTOR))
+def test_a_service_called_without_an_actor_is_refused_and_changes_nothing(world, name):
+    before = database_state()
+
+    with pytest.raises(NotAllowed, match="No actor given"):
+        WITHOUT_ACTOR[name](world)
+
+    assert database_state() == before
+
+
+def test_the_system_actor_may_do_every_action_but_is_nobody_on_the_web(world):
+    system = policy.SYSTEM
+
+    for action in Action:
+        policy.check(system, action, world.sub)  # raises if refused
+    assert (system.is_authenticated, system.is_active, system.is_superuser) == (False,) * 3
+    assert policy.roles_of(system) == frozenset()
+    assert not policy.visible_customers(system).exists()
+    assert not policy.visible(Subscription.objects.all(), system, customer_path="customer")
+    with pytest.raises(FrozenInstanceError):
+        system.name = "someone"
 
 
 def test_a_new_owner_gains_the_account_and_the_old_one_loses_it(world):

@@ -1,5 +1,6 @@
 """QSR state changes and suspension scheduling (subscriptions/services/subscriptions.py):
-the rules refused with the field at fault, repeats as no-ops, history with who and why."""
+the rules refused with the field at fault, repeats as no-ops, history with who and why
+(no user when the portal itself acts)."""
 
 import re
 from contextlib import contextmanager
@@ -7,8 +8,10 @@ from datetime import date
 
 import pytest
 
+from approvals import policy
 from subscriptions.errors import DomainError
-from subscriptions.models import Subscription, Suspension
+from subscriptions.models import Namespace, Subscription, Suspension
+from subscriptions.services.history import history_params, history_snapshot, update_with_history
 from subscriptions.services.subscriptions import (
     subscription_qsr_disable_for_bug,
     subscription_qsr_enable,
@@ -77,6 +80,33 @@ def test_disable_for_bug_records_the_links_who_and_why(sub, actor):
     assert sub.qsr_changed_by == actor and sub.qsr_changed_at is not None
     latest = sub.history.latest()
     assert (latest.history_user, latest.history_change_reason) == (actor, "QSR disabled for a bug")
+
+
+def test_the_system_disables_qsr_with_no_user_on_the_record_or_its_history(sub):
+    disable(sub, policy.SYSTEM)
+
+    sub.refresh_from_db()
+    assert sub.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG
+    assert sub.qsr_changed_by is None
+    latest = sub.history.latest()
+    assert (latest.history_user, latest.history_change_reason) == (None, "QSR disabled for a bug")
+
+
+def test_set_based_history_rows_of_the_system_have_no_user(sub):
+    """The writers the nightly steps use record no user for the portal itself."""
+    namespace = sub.namespace
+    assert history_params(reason="nightly", user=policy.SYSTEM)["history_user"] is None
+
+    history_snapshot(Namespace, ids=[namespace.pk], reason="seat refresh", user=policy.SYSTEM)
+    update_with_history(
+        Subscription, pks=[sub.pk], values={"seats": [110]}, reason="nightly", user=policy.SYSTEM
+    )
+
+    # Dated by the database's transaction time, so found by their reason.
+    snapshot = namespace.history.get(history_change_reason="seat refresh")
+    updated = sub.history.get(history_change_reason="nightly")
+    assert snapshot.history_user is None
+    assert (updated.seats, updated.history_user) == (110, None)
 
 
 def test_disable_again_with_the_same_bug_is_a_no_op(sub, actor):
