@@ -7,6 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import URLValidator
+from django.forms.models import fields_for_model
 from django.utils import timezone
 
 from approvals import policy, services
@@ -18,6 +19,13 @@ from subscriptions import billing
 from subscriptions.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription
 from subscriptions.services.customers import customer_assign_owner
+from subscriptions.services.lifecycle import (
+    AMENDABLE,
+    subscription_amend,
+    subscription_amend_effect,
+    subscription_cancel,
+    subscription_cancel_effect,
+)
 from subscriptions.services.subscriptions import (
     subscription_qsr_disable_for_bug,
     subscription_qsr_enable,
@@ -97,6 +105,32 @@ class ResolveForm(forms.Form):
     resolution = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class LifecycleWhyForm(forms.Form):
+    """What an amendment or a cancellation records in the history with who made it."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept in the history with the ticket link (100 characters for both).",
+    )
+    ticket_url = LinkField(label="Ticket link", **LINK)
+
+
+class AmendForm(LifecycleWhyForm):
+    """The amendable values, as the model's own form fields (its validators included),
+    filled in with the subscription's; `version` says which state of it they show."""
+
+    version = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        amendable = fields_for_model(Subscription, fields=AMENDABLE)
+        self.fields = {**amendable, **self.fields}
+
+
+def _version(sub: Subscription) -> str:
+    return sub.updated_at.isoformat()
+
+
 class OwnerForm(forms.Form):
     owner = forms.ModelChoiceField(
         queryset=get_user_model().objects.filter(groups__name=SALES, is_active=True).distinct(),
@@ -142,6 +176,37 @@ def _enable_preview(sub, data, user):
 def _enable_perform(sub, data, user):
     subscription_qsr_enable(subscription=sub, actor=user)
     return "QSR re-enabled."
+
+
+def _amend_values(data) -> dict:
+    return {name: data[name] for name in AMENDABLE}
+
+
+def _amend_effect(sub, data):
+    # The confirmation page showed the values against one state of the subscription; a
+    # change since (a colleague, the nightly run) would be undone without being shown.
+    if data["version"] != _version(sub):
+        raise DomainError(
+            "The subscription has changed since this form was opened; open it again to see "
+            "its current values."
+        )
+    effect = subscription_amend_effect(subscription=sub, values=_amend_values(data), today=_today())
+    if not effect.changes:
+        raise DomainError("Nothing to change: every value is the subscription's own.")
+    return effect
+
+
+def _amend_perform(sub, data, user):
+    _amend_effect(sub, data)
+    subscription_amend(
+        subscription=sub,
+        actor=user,
+        reason=data["reason"],
+        ticket_url=data["ticket_url"],
+        today=_today(),
+        **_amend_values(data),
+    )
+    return "Subscription amended."
 
 
 def _stake_lines(stake) -> list[str]:
@@ -235,6 +300,37 @@ SUBSCRIPTION_ACTIONS = (
             )
         ),
         available=_live,
+    ),
+    ObjectAction(
+        name="amend",
+        label="Amend subscription",
+        action=A.AMEND_SUBSCRIPTION,
+        form=AmendForm,
+        initial=lambda s: {
+            **{name: getattr(s, name) for name in AMENDABLE},
+            "version": _version(s),
+        },
+        preview=lambda s, d, u: _amend_effect(s, d).lines(),
+        perform=_amend_perform,
+        available=lambda s: s.status == Subscription.Status.ACTIVE,
+        intro="Change the values that are wrong. The next page shows what the change does "
+        "to QSR and money before anything is saved. A suspended subscription is amended "
+        "after it resumes.",
+    ),
+    ObjectAction(
+        name="cancel",
+        label="Cancel subscription",
+        action=A.CANCEL_SUBSCRIPTION,
+        form=LifecycleWhyForm,
+        preview=lambda s, d, u: subscription_cancel_effect(subscription=s),
+        perform=lambda s, d, u: (
+            subscription_cancel(
+                subscription=s, actor=u, reason=d["reason"], ticket_url=d["ticket_url"]
+            )
+            and "Subscription cancelled."
+        ),
+        available=_live,
+        danger=True,
     ),
 )
 

@@ -1,9 +1,15 @@
 """Admin for customers, namespaces, usage, subscriptions, reconciliations, suspensions and
 the invoice ledger.
 
-The admin shows records and lets staff fix plain data. Whatever a service or a nightly
-job owns (seat counts, QSR state, reconciliations, the ledger) is read-only here, so the
-only way to change it stays the service that checks and records the change.
+The roles see records here (view permission only, narrowed to the accounts they may
+see) and change them through the action buttons of a record's page: each is a service
+that checks the policy and shows the effect before anything changes. Superusers may also
+add customers, namespaces, usage reports, subscriptions and suspensions, and edit the
+plain fields of all but subscriptions. What a service or a nightly job owns is read-only
+for everyone, superusers included: seat counts, suspension status, reconciliations, the
+ledger, and every field of an existing subscription (its terms, eligibility, seats,
+price and status change through "Amend subscription" and "Cancel subscription", its QSR
+state through the QSR actions).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from subscriptions.models import (
     Suspension,
     qsr_ineligibility,
 )
+from subscriptions.services.lifecycle import qsr_label
 
 
 def money(amount: Decimal | None, currency: str) -> str:
@@ -236,13 +243,12 @@ class SubscriptionAdmin(PortalAdmin):
     )
     date_hierarchy = "term_end"
     autocomplete_fields = ("customer", "namespace")
-    # Seats and prices move money: reconciliations, refunds and renewals change them.
-    readonly_once_created = ("currency", "seats", "annual_unit_price")
     object_actions = SUBSCRIPTION_ACTIONS
+    # On the add form (superusers): QSR starts enabled; its changes go through guarded
+    # services (a bug link, an approved pause).
     readonly_fields = (
         "qsr_status",
         "unit_price",
-        # QSR changes go through guarded services (a bug link, an approved pause).
         "qsr_state",
         "qsr_paused_until",
         "qsr_bug_url",
@@ -274,21 +280,26 @@ class SubscriptionAdmin(PortalAdmin):
         ("Record", {"fields": (("created_at", "updated_at"),)}),
     )
 
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Every field of an existing subscription moves money or QSR: it changes through
+        # the actions (policy, reason, ticket, the money effect shown first), never here.
+        # A POST to its change form is refused (403) like any change without permission.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
+
     @admin.display(description="Price per seat a year", ordering="annual_unit_price")
     def unit_price(self, obj: Subscription) -> str:
         return money(obj.annual_unit_price, obj.currency)
 
     @admin.display(description="QSR")
     def qsr_status(self, obj: Subscription) -> str:
-        """QSR as billing sees it: eligibility first, since an ineligible term has no QSR."""
-        reasons = qsr_ineligibility(obj)
-        if reasons:
-            return "Ineligible: " + ", ".join(reasons)
-        if obj.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG:
-            return format_html('<a href="{}" rel="noopener">Disabled for bug</a>', obj.qsr_bug_url)
-        if obj.qsr_state == Subscription.QsrState.PAUSED:
-            return f"Paused until {obj.qsr_paused_until.isoformat()}"
-        return "Enabled"
+        """QSR as billing sees it (`qsr_label`), with the bug linked when disabled for one."""
+        label = qsr_label(obj)
+        disabled = obj.qsr_state == Subscription.QsrState.DISABLED_FOR_BUG
+        if disabled and not qsr_ineligibility(obj):
+            return format_html('<a href="{}" rel="noopener">{}</a>', obj.qsr_bug_url, label)
+        return label
 
 
 class InvoiceLineColumns:

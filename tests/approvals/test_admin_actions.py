@@ -32,6 +32,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.services.customers import customer_assign_owner
+from subscriptions.services.lifecycle import AMENDABLE
 from tests.assertions import admin_url, shown
 from tests.factories import (
     ApprovalDecisionFactory,
@@ -250,6 +251,21 @@ def executed(p, o, u):
     return request.status == Status.EXECUTED and request.executed_by == u
 
 
+def amendment(**changes):
+    """The amend form as its page fills it in, with `changes`, a reason and a ticket."""
+
+    def data(p, o):
+        values = {**{name: getattr(o, name) for name in AMENDABLE}, **changes}
+        return {
+            **values,
+            "version": o.updated_at.isoformat(),
+            "reason": "Bought through a reseller.",
+            "ticket_url": TICKET,
+        }
+
+    return data
+
+
 CASES = [
     Case(
         "disable-qsr-for-bug",
@@ -386,6 +402,22 @@ CASES = [
         lambda p, o: {"resolution": "Credited 2 seats."},
         frozenset({"sales_owner"}),
         lambda p, o, u: fresh(o).status == Dispute.Status.RESOLVED,
+    ),
+    Case(
+        "amend-subscription",
+        "amend",
+        live_subscription,
+        amendment(channel="reseller"),
+        frozenset({"sales_ops"}),
+        lambda p, o, u: fresh(o).channel == Subscription.Channel.RESELLER,
+    ),
+    Case(
+        "cancel-subscription",
+        "cancel",
+        live_subscription,
+        lambda p, o: {"reason": "The customer left.", "ticket_url": TICKET},
+        frozenset({"sales_ops"}),
+        lambda p, o, u: fresh(o).status == Subscription.Status.CANCELLED,
     ),
     Case(
         "assign-owner",

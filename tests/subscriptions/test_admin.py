@@ -2,12 +2,17 @@
 its currency, search and filters, read-only service fields, an append-only ledger and
 a history that says who changed what."""
 
-from datetime import date
+import html
+from datetime import date, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
+from django.utils import timezone
 
+from approvals import policy
+from subscriptions import billing
 from subscriptions.models import (
     Customer,
     Invoice,
@@ -18,6 +23,7 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from subscriptions.services.lifecycle import subscription_amend
 from tests.assertions import admin_url as url
 from tests.assertions import assert_changelist_queries_constant, shown
 from tests.factories import (
@@ -34,6 +40,8 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+TICKET = "https://tickets.example.com/1001"
 
 
 def processed_reconciliation(**kwargs):
@@ -295,6 +303,20 @@ def test_bulk_delete_is_not_offered(admin_client, rf, admin_user, model):
         (
             SubscriptionFactory,
             {
+                "customer",
+                "namespace",
+                "status",
+                "plan",
+                "seats",
+                "annual_unit_price",
+                "currency",
+                "term_start",
+                "term_end",
+                "term_months",
+                "channel",
+                "payment_method",
+                "program",
+                "offline_license",
                 "qsr_state",
                 "qsr_paused_until",
                 "qsr_bug_url",
@@ -315,33 +337,72 @@ def test_service_owned_fields_cannot_be_edited(admin_client, make, fields):
     assert fields.isdisjoint(form.fields)
 
 
-def test_posting_a_qsr_disable_or_seats_leaves_them_alone(admin_client):
-    """Seats, price and QSR state move through services only: a forged edit form saves the
-    plain fields and ignores those."""
-    sub = SubscriptionFactory()
+def test_a_superuser_cannot_edit_a_subscription_on_its_form(admin_client):
+    """The issue's case: a superuser set channel, term end and status on the change form,
+    with no approval and no money preview, and QSR went from "Ineligible: reseller" to
+    "Enabled". The form is read-only now, superusers included: a forged POST is refused
+    and changes nothing; the actions are the way to amend or cancel."""
+    sub = SubscriptionFactory(channel="reseller")
+    before = Subscription.objects.filter(pk=sub.pk).values().get()
     form = {
         "customer": sub.customer_id,
         "namespace": sub.namespace_id,
         "plan": "ultimate",
-        "status": sub.status,
+        "status": "cancelled",
         "seats": "120",
         "annual_unit_price": "100.00",
+        "currency": "USD",
         "term_start": "2026-01-01",
-        "term_end": "2027-01-01",
+        "term_end": "2027-06-01",
         "term_months": "12",
         "channel": "direct",
         "payment_method": "card",
         "program": "",
         "qsr_state": "disabled_for_bug",
         "qsr_bug_url": "https://bugs.example.com/1",
+        "_save": "Save",
     }
 
+    page = admin_client.get(url(Subscription, "change", sub.pk))
     response = admin_client.post(url(Subscription, "change", sub.pk), form)
 
+    assert page.status_code == 200
+    assert page.context["adminform"].form.fields == {}
+    assert 'name="_save"' not in page.text
+    assert "Ineligible: reseller" in page.text
+    for action in ("amend", "cancel"):
+        assert url(Subscription, "do", sub.pk, action) in page.text
+    assert response.status_code == 403
+    assert Subscription.objects.filter(pk=sub.pk).values().get() == before
+    assert sub.history.count() == 1
+
+
+def test_a_superuser_may_still_add_a_subscription(admin_client):
+    customer = CustomerFactory()
+    namespace = NamespaceFactory(customer=customer)
+
+    response = admin_client.post(
+        url(Subscription, "add"),
+        {
+            "customer": customer.pk,
+            "namespace": namespace.pk,
+            "plan": "premium",
+            "status": "active",
+            "seats": "10",
+            "annual_unit_price": "100.00",
+            "currency": "USD",
+            "term_start": "2026-01-01",
+            "term_end": "2027-01-01",
+            "term_months": "12",
+            "channel": "direct",
+            "payment_method": "card",
+            "program": "",
+        },
+    )
+
     assert response.status_code == 302
-    sub.refresh_from_db()
-    assert (sub.plan, sub.seats) == ("ultimate", 100)
-    assert (sub.qsr_state, sub.qsr_bug_url) == ("enabled", "")
+    created = Subscription.objects.get(namespace=namespace)
+    assert (created.seats, created.qsr_state) == (10, "enabled")
 
 
 @pytest.mark.parametrize("model", [Invoice, InvoiceLine, Reconciliation], ids=lambda m: m.__name__)
@@ -420,3 +481,202 @@ def test_every_role_can_read_the_job_runs_but_not_change_them(client, user_with_
         assert "renewed: 2" in page.content.decode()
         assert client.post(url(JobRun, "delete", run.pk), {"post": "yes"}).status_code == 403
     assert JobRun.objects.filter(pk=run.pk).exists()
+
+
+# --- Amend and cancel through the actions ------------------------------------------------
+
+
+class _HiddenInputs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.values: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and attrs.get("type") == "hidden" and attrs.get("name"):
+            self.values[attrs["name"]] = attrs.get("value") or ""
+
+
+def carried(response) -> dict[str, str]:
+    """What the confirmation page posts back when confirmed."""
+    parser = _HiddenInputs()
+    parser.feed(response.content.decode())
+    return parser.values
+
+
+def page_text(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+def stored(*objs) -> list[dict]:
+    return [type(o).objects.filter(pk=o.pk).values().get() for o in objs]
+
+
+def on_q2_today(**kwargs) -> Subscription:
+    """100 seats at 100.00 a year whose term started four months ago (the next QSR
+    charge is Q2, two quarters left), 110 seats used at most: 10 over."""
+    start = billing.add_months(timezone.localdate().replace(day=1), -4)
+    return SubscriptionFactory(
+        term_start=start,
+        term_end=billing.add_months(start, 12),
+        namespace__seats_in_use=105,
+        namespace__max_seats_used=110,
+        **kwargs,
+    )
+
+
+def amend_form(client, sub, **changes) -> dict:
+    """The amend form as its page fills it in, with `changes`, a reason and a ticket."""
+    form = client.get(url(Subscription, "do", sub.pk, "amend"))
+    assert form.status_code == 200
+    data = {k: ("" if v is None else v) for k, v in form.context["form"].initial.items()}
+    return {**data, **changes, "reason": "Bought direct now.", "ticket_url": TICKET}
+
+
+def test_sales_ops_amends_the_channel_after_seeing_what_it_does_to_money(client, user_with_role):
+    ops = user_with_role("sales_ops")
+    sub = on_q2_today(channel="reseller")
+    q2 = billing.reconciliation_dates(sub.term_start)[1]
+    client.force_login(ops)
+    amend = url(Subscription, "do", sub.pk, "amend")
+    before = stored(sub)
+
+    review = client.post(amend, amend_form(client, sub, channel="direct"))
+
+    assert review.status_code == 200
+    assert review.context["form"].errors == {}
+    shown_text = page_text(review)
+    assert "Please confirm" in shown_text
+    assert "Channel: Reseller / channel → Direct." in shown_text
+    assert "QSR: Ineligible: reseller → Enabled." in shown_text
+    assert "USD 10,000.00 (unchanged)." in shown_text
+    assert (
+        f"the annual true-up at the term end ({sub.term_end}), USD 1,000.00 → 10 over 100 "
+        f"paid, the Q2 reconciliation on {q2}, USD 500.00." in shown_text
+    )
+    assert stored(sub) == before  # nothing changed yet
+
+    done = client.post(amend, carried(review))
+
+    assert done.status_code == 302
+    sub.refresh_from_db()
+    assert sub.channel == "direct"
+    latest = sub.history.latest()
+    assert latest.history_user == ops
+    assert latest.history_change_reason == f"amended: Bought direct now. · {TICKET}"
+    assert "Enabled" in client.get(url(Subscription, "change", sub.pk)).text
+
+
+def test_the_reverse_amendment_shows_qsr_lost_and_the_charge(client, user_with_role):
+    sub = on_q2_today()
+    client.force_login(user_with_role("sales_ops"))
+
+    review = client.post(
+        url(Subscription, "do", sub.pk, "amend"),
+        amend_form(client, sub, channel="reseller", seats="120", annual_unit_price="110.00"),
+    )
+
+    shown_text = page_text(review)
+    assert "QSR: Enabled → Ineligible: reseller." in shown_text
+    assert (
+        "Recurring charge (seats × price a year, invoiced at each renewal): USD 10,000.00 → "
+        "USD 13,200.00." in shown_text
+    )
+    assert "0 over 120 paid, the annual true-up" in shown_text
+
+
+def test_an_amend_form_with_nothing_changed_says_so_and_writes_nothing(client, user_with_role):
+    sub = on_q2_today()
+    client.force_login(user_with_role("sales_ops"))
+    before = stored(sub)
+
+    response = client.post(
+        url(Subscription, "do", sub.pk, "amend"), {**amend_form(client, sub), "confirmed": "yes"}
+    )
+
+    assert response.status_code == 200
+    assert "Nothing to change" in page_text(response)
+    assert stored(sub) == before
+    assert sub.history.count() == 1
+
+
+def test_an_amend_form_older_than_the_subscription_is_refused(client, user_with_role):
+    """Values shown before someone else's change would quietly undo it."""
+    sub = on_q2_today()
+    client.force_login(user_with_role("sales_ops"))
+    data = amend_form(client, sub, channel="reseller")
+    subscription_amend(
+        subscription=sub, actor=policy.SYSTEM, reason="Seats fixed.", ticket_url=TICKET, seats=130
+    )
+
+    response = client.post(url(Subscription, "do", sub.pk, "amend"), {**data, "confirmed": "yes"})
+
+    assert response.status_code == 200
+    assert "has changed since this form was opened" in page_text(response)
+    sub.refresh_from_db()
+    assert (sub.seats, sub.channel) == (130, "direct")
+
+
+def test_sales_ops_cancels_a_subscription_and_its_scheduled_suspension(client, user_with_role):
+    ops = user_with_role("sales_ops")
+    sub = on_q2_today()
+    start = billing.reconciliation_dates(sub.term_start)[2]
+    suspension = SuspensionFactory(
+        subscription=sub, suspend_date=start, resume_date=start + timedelta(days=10)
+    )
+    client.force_login(ops)
+    cancel = url(Subscription, "do", sub.pk, "cancel")
+    data = {"reason": "The customer left.", "ticket_url": TICKET}
+
+    review = client.post(cancel, data)
+
+    shown_text = page_text(review)
+    assert "Status: Active → Cancelled." in shown_text
+    assert "USD 10,000.00 a year is not invoiced again" in shown_text
+    assert f"from {start} to {start + timedelta(days=10)} is cancelled" in shown_text
+    assert client.post(cancel, carried(review)).status_code == 302
+    sub.refresh_from_db()
+    suspension.refresh_from_db()
+    assert (sub.status, suspension.status) == ("cancelled", "cancelled")
+    assert suspension.history.latest().history_user == ops
+    page = client.get(url(Subscription, "change", sub.pk))
+    assert url(Subscription, "do", sub.pk, "amend") not in page.text
+    refused = client.post(
+        url(Subscription, "do", sub.pk, "amend"),
+        {**data, "channel": "reseller", "confirmed": "yes"},
+        follow=True,
+    )
+    assert "does not apply" in page_text(refused)
+    sub.refresh_from_db()
+    assert (sub.status, sub.channel) == ("cancelled", "direct")
+
+
+@pytest.mark.parametrize(
+    "role", ["support", "support_manager", "deal_desk", "executive", "finance"]
+)
+@pytest.mark.parametrize("action", ["amend", "cancel"])
+def test_a_role_without_the_action_gets_403_and_nothing_changes(
+    client, admin_client, user_with_role, role, action
+):
+    sub = on_q2_today(channel="reseller")
+    suspension = SuspensionFactory(
+        subscription=sub,
+        suspend_date=sub.term_end - timedelta(30),
+        resume_date=sub.term_end - timedelta(20),
+    )
+    data = {
+        **amend_form(admin_client, sub, channel="direct"),
+        "confirmed": "yes",
+    }
+    before = stored(sub, suspension)
+    client.force_login(user_with_role(role))
+    do = url(Subscription, "do", sub.pk, action)
+
+    page = client.get(url(Subscription, "change", sub.pk))
+    assert page.status_code == 200
+    assert do not in page.text
+    assert client.get(do).status_code == 403
+    assert client.post(do, data).status_code == 403
+
+    assert stored(sub, suspension) == before
+    assert sub.history.count() == 1
