@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from approvals.policy import SYSTEM, Actor
 from approvals.services import approval_requests_expire
 from subscriptions.models import JobRun
 from subscriptions.services import reconciliations as recon
@@ -123,7 +124,7 @@ def nightly_run(
     run_date: date,
     dry_run: bool = False,
     trigger: str = "command",
-    actor=None,
+    actor: Actor = SYSTEM,
     progress: Progress | None = None,
     only: Sequence[int] | None = None,
 ) -> NightlyResult:
@@ -232,7 +233,9 @@ def _run(
         "renewal": lambda: subscriptions_renew_due(
             run_date=run_date, actor=actor, on_batch=track("renewal"), errors=errors, only=only
         ),
-        "expiry": lambda: approval_requests_expire(run_date=run_date, actor=actor, only=only),
+        "expiry": lambda: approval_requests_expire(
+            run_date=run_date, actor=actor, errors=errors, only=only
+        ),
     }
     status = JobRun.Status.SUCCEEDED
     for step in STEPS:
@@ -256,7 +259,7 @@ def _run(
     )
 
 
-def nightly_run_request(*, run_date: date, actor=None) -> None:
+def nightly_run_request(*, run_date: date, actor: Actor) -> None:
     """Ask a worker for the nightly run of `run_date`, once the caller's transaction
     commits (a request made in a transaction that rolls back is never sent)."""
     from subscriptions.tasks import nightly_run_task

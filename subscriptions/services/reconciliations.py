@@ -196,7 +196,7 @@ ORDER BY s.id
 def reconciliations_create_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,
@@ -315,7 +315,7 @@ _INVOICING_FAILED = Q(status="failed", amount__isnull=False)
 def reconciliations_notify_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,
@@ -506,7 +506,7 @@ def reconciliation_notices_send(*, reconciliation_ids: Sequence[int]) -> int:
 def reconciliations_invoice_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,

@@ -25,7 +25,7 @@ from subscriptions.services.reconciliations import LIVE, OnBatch, Only, _only, e
 def subscriptions_renew_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,
@@ -126,7 +126,7 @@ def _renew(sub: Subscription, *, actor) -> Counter:
     return counts
 
 
-def qsr_pauses_end(*, run_date: date, actor=None, only: Only = None) -> Counter:
+def qsr_pauses_end(*, run_date: date, actor, only: Only = None) -> Counter:
     """QSR resumes the day after a pause's last day."""
     counts: Counter = Counter()
     with transaction.atomic():

@@ -53,7 +53,7 @@ RETURNING n.id
 """
 
 
-def seats_refresh(*, run_date: date, actor=None, only: Sequence[int] | None = None) -> int:
+def seats_refresh(*, run_date: date, actor, only: Sequence[int] | None = None) -> int:
     """Set each namespace's seats in use to its latest report up to `run_date` and raise
     its high-water mark to the highest report this term. Idempotent; returns how many
     namespaces changed. `only` limits it to these subscriptions' namespaces.

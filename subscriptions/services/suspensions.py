@@ -90,7 +90,7 @@ def _process_due(
 def suspensions_start_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,
@@ -130,7 +130,7 @@ def _start(suspension: Suspension, *, run_date: date, actor) -> str:
 def suspensions_resume_due(
     *,
     run_date: date,
-    actor=None,
+    actor,
     on_batch: OnBatch | None = None,
     errors: list | None = None,
     only: Only = None,

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from approvals import policy
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
-from approvals.policy import Action, NotAllowed
+from approvals.policy import SYSTEM, Action, NotAllowed
 from approvals.services import (
     approval_approve,
     approval_cancel,
@@ -573,7 +573,7 @@ def test_a_reset_whose_refund_was_processed_does_not_expire(p, today, recon):
     request = approve_both(refund(recon, p.owner, today, seats=4), p)
     approval_process_refund(request=request, actor=p.desk)
 
-    approval_requests_expire(run_date=today + timedelta(days=60))
+    approval_requests_expire(run_date=today + timedelta(days=60), actor=SYSTEM)
 
     assert fresh(request.linked_reset).status == Status.APPROVED
     approval_execute_reset(request=request.linked_reset, new_max_seats=106, actor=p.support)
@@ -626,9 +626,9 @@ def test_pending_requests_expire_after_30_days(p, today):
     _, sub = account(p.owner)
     request = pause(sub, p.owner, today)
 
-    assert approval_requests_expire(run_date=today + timedelta(days=29)) == {}
+    assert approval_requests_expire(run_date=today + timedelta(days=29), actor=SYSTEM) == {}
     assert fresh(request).status == Status.PENDING
-    counts = approval_requests_expire(run_date=today + timedelta(days=30))
+    counts = approval_requests_expire(run_date=today + timedelta(days=30), actor=SYSTEM)
 
     assert counts == {"expired:pending": 1}
     assert fresh(request).status == Status.EXPIRED
@@ -643,8 +643,8 @@ def test_approved_requests_expire_when_not_executed_within_14_days(p, today, ele
     done = pause(sub, p.owner, today)
     approval_approve(request=done, actor=p.ops)
 
-    assert approval_requests_expire(run_date=today + timedelta(days=13)) == {}
-    counts = approval_requests_expire(run_date=today + timedelta(days=14))
+    assert approval_requests_expire(run_date=today + timedelta(days=13), actor=SYSTEM) == {}
+    counts = approval_requests_expire(run_date=today + timedelta(days=14), actor=SYSTEM)
 
     assert counts == {"expired:approved": 1}
     assert fresh(eleven).status == Status.EXPIRED
@@ -652,7 +652,34 @@ def test_approved_requests_expire_when_not_executed_within_14_days(p, today, ele
     with refused(None, "Only an approved request can be executed"):
         approval_execute_reset(request=eleven, new_max_seats=100, actor=p.support)
     # Expiring again changes nothing.
-    assert approval_requests_expire(run_date=today + timedelta(days=60)) == {}
+    assert approval_requests_expire(run_date=today + timedelta(days=60), actor=SYSTEM) == {}
+
+
+def test_an_expiring_reset_ends_its_refund_and_the_requester_hears_of_both(
+    p, today, recon, committed
+):
+    request = refund(recon, p.owner, today, seats=4)
+    approval_approve(request=request.linked_reset, actor=p.manager)  # the refund still waits
+    mail.outbox.clear()
+
+    with committed():
+        counts = approval_requests_expire(run_date=today + timedelta(days=14), actor=SYSTEM)
+
+    assert counts == {"expired:approved": 1}
+    reset, ended = fresh(request.linked_reset), fresh(request)
+    assert reset.status == Status.EXPIRED
+    assert reset.history.latest().history_change_reason == "expired (approved too long)"
+    assert reset.history.latest().history_user is None  # the portal's own job
+    assert ended.status == Status.CANCELLED
+    assert ended.history.latest().history_change_reason == (
+        "cancelled: its max seats reset expired"
+    )
+    subjects = sent_to(p.owner)
+    assert any(s.startswith("Your request was expired") for s in subjects), subjects
+    assert any(s.startswith("Your request was cancelled") for s in subjects), subjects
+    # Deal desk is not left with a refund to process.
+    with refused(None, "Only an approved request can be executed; this one is cancelled."):
+        approval_process_refund(request=ended, actor=p.desk)
 
 
 # --- Bad input ---------------------------------------------------------------------------

@@ -313,3 +313,16 @@ def test_catching_up_any_missed_nights_writes_the_ledger_of_every_night(
         term_start == date(2026, 4, 15) for _, _, term_start, *_ in expected["subscriptions"]
     )
     assert len(expected["reconciliations"]) >= 4
+
+
+@pytest.mark.django_db
+def test_the_scheduled_task_catches_up_on_its_own():
+    from subscriptions.tasks import nightly_run_task
+
+    sub = qsr_book({date(2026, 1, 1): 110}, until=date(2026, 4, 10))
+    run_nights(date(2026, 3, 29), date(2026, 3, 30))
+    nightly_run_task.delay("2026-04-09")  # beat's task, after nine missed nights
+
+    done = JobRun.objects.filter(finished_at__isnull=False).values_list("run_date", flat=True)
+    assert sorted(done) == days(date(2026, 3, 29), date(2026, 4, 9))
+    assert recons(sub)[1] == ("processed", Decimal("750.00"))

@@ -326,7 +326,7 @@ def test_a_suspended_subscription_cancelled_stays_cancelled_when_the_resume_day_
     active = SuspensionFactory(subscription=sub, status=Suspension.Status.ACTIVE)
 
     cancel(sub, ops)
-    suspensions_resume_due(run_date=active.resume_date)
+    suspensions_resume_due(run_date=active.resume_date, actor=policy.SYSTEM)
 
     active.refresh_from_db()
     assert (row(sub)["status"], active.status) == ("cancelled", "cancelled")

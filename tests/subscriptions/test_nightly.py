@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection, transaction
 
+from approvals.policy import SYSTEM
 from subscriptions import billing
 from subscriptions.models import (
     Invoice,
@@ -373,7 +374,7 @@ def test_two_workers_racing_produce_one_reconciliation_and_one_invoice_each():
         try:
             barrier.wait()
             step(run_date=Q1_END if step is not recon_services.reconciliations_invoice_due
-                 else INVOICE_DAY)  # fmt: skip
+                 else INVOICE_DAY, actor=SYSTEM)  # fmt: skip
         except Exception as exc:  # pragma: no cover - reported below
             failures.append(exc)
         finally:
@@ -433,12 +434,12 @@ def test_a_run_requested_in_a_transaction_that_rolls_back_never_runs():
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        nightly_run_request(run_date=Q1_END)
+        nightly_run_request(run_date=Q1_END, actor=UserFactory())
         raise Abort
     assert not JobRun.objects.exists()
 
     with transaction.atomic():
-        nightly_run_request(run_date=Q1_END)
+        nightly_run_request(run_date=Q1_END, actor=UserFactory())
     # Eager in unit tests: the committed request ran.
     assert JobRun.objects.get().run_date == Q1_END
     assert Reconciliation.objects.get().status == "pending"

@@ -215,6 +215,13 @@ def test_run_nightly_exits_3_while_another_run_holds_the_lock():
     assert "a nightly run is in progress" in done.stderr
 
 
+def test_run_nightly_exits_2_for_a_malformed_date():
+    env = {**os.environ, "DATABASE_URL": "postgres://portal@127.0.0.1:9/portal"}
+    done = _run_nightly_process(env, "--date", "2026-13-01")
+    assert done.returncode == 2
+    assert "not a date (YYYY-MM-DD): '2026-13-01'" in done.stderr
+
+
 def test_run_nightly_exits_4_with_one_line_when_the_database_is_unreachable():
     env = {**os.environ, "DATABASE_URL": "postgres://portal@127.0.0.1:9/portal"}
     done = _run_nightly_process(env)
@@ -224,10 +231,10 @@ def test_run_nightly_exits_4_with_one_line_when_the_database_is_unreachable():
     assert lines[0].startswith("CommandError: the database cannot be reached")
 
 
-def _run_nightly_process(env: dict) -> subprocess.CompletedProcess:
+def _run_nightly_process(env: dict, *args: str) -> subprocess.CompletedProcess:
     env = {**env, "DJANGO_SETTINGS_MODULE": "portal.settings.test"}
     return subprocess.run(
-        [sys.executable, "manage.py", "run_nightly", "--no-progress"],
+        [sys.executable, "manage.py", "run_nightly", "--no-progress", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -13,6 +13,7 @@ nightly run holds the lock; 4 the database cannot be reached.
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
@@ -37,7 +38,7 @@ def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"not a date (YYYY-MM-DD): {value!r}") from None
+        raise ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
 class Command(BaseCommand):
