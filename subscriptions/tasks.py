@@ -9,7 +9,6 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from subscriptions.services.nightly import NightlyAlreadyRunning, nightly_run
-from subscriptions.services.reconciliations import reconciliation_notices_send
 
 
 @shared_task(
@@ -30,13 +29,3 @@ def nightly_run_task(self, run_date: str | None = None) -> dict:
         # lose the night; whatever that run did is not done twice.
         raise self.retry(exc=exc, countdown=300, max_retries=12) from exc
     return {"run_date": day.isoformat(), "job_run": result.job_run_id, "counts": result.counts}
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OSError,),  # the mail server did not answer
-    retry_backoff=60,
-    max_retries=5,
-)
-def send_reconciliation_notices(reconciliation_ids: list[int]) -> int:
-    return reconciliation_notices_send(reconciliation_ids=reconciliation_ids)

@@ -1,5 +1,7 @@
-"""Emails about requests and disputes, sent by a task after the change commits, so a
-rolled-back change never mails anyone and a slow mail server never holds a lock.
+"""Emails about requests and disputes. They are written to the outbox in the
+transaction of the change that causes them, from the state that change left, and sent
+by a worker after it commits: a rolled-back change never mails anyone, a committed one
+always does, and a slow mail server never holds a lock.
 
 - approvers of an open slot, when a request needs them;
 - the requester, when it is decided (approved, rejected, cancelled) or executed;
@@ -10,25 +12,42 @@ rolled-back change never mails anyone and a slow mail server never holds a lock.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
+from django.core.mail import EmailMessage
 
 from approvals import policy
 from approvals.roles import DEAL_DESK, SUPPORT
+from outbox.services import Mail, outbox_add
 from subscriptions import billing
 
 EVENTS = ("needs_approval", "decided", "executed", "dispute_routed")
 
 
 def notify_on_commit(event: str, record_id: int) -> None:
-    """Queue the emails of `event` about request (or dispute) `record_id` after commit."""
-    from approvals.tasks import send_approval_emails
-
+    """Write the emails of `event` about request (or dispute) `record_id` to the outbox;
+    they are sent once the caller's transaction commits."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
-    transaction.on_commit(lambda: send_approval_emails.delay(event, record_id))
+    messages = _messages(event, record_id)
+    kind = "dispute" if event == "dispute_routed" else "approval"
+    # Each change that calls this happens once (the services lock and check its
+    # transition), so each of its messages gets a key of its own.
+    tag = uuid.uuid4().hex
+    outbox_add(
+        [
+            Mail(
+                key=f"{event}:{record_id}:{tag}:{n}",
+                kind=kind,
+                subject=message.subject,
+                body=message.body,
+                to=message.to,
+            )
+            for n, message in enumerate(messages)
+        ]
+    )
 
 
 def _role_members(role: str, *, exclude: set[int]) -> list:
@@ -122,8 +141,7 @@ def _messages_for_dispute(dispute) -> list[EmailMessage]:
     return [EmailMessage(subject=f"Dispute routed to you: {recon}", body=body, to=[owner.email])]
 
 
-def approval_emails_send(*, event: str, record_id: int) -> int:
-    """Build and send the emails of `event`; returns how many were sent."""
+def _messages(event: str, record_id: int) -> list[EmailMessage]:
     from approvals.models import ApprovalRequest, Dispute
 
     if event == "dispute_routed":
@@ -134,17 +152,13 @@ def approval_emails_send(*, event: str, record_id: int) -> int:
             .filter(pk=record_id)
             .first()
         )
-        messages = _messages_for_dispute(dispute) if dispute else []
-    else:
-        req = (
-            ApprovalRequest.objects.select_related(
-                "requester", "subscription__customer", "subscription__namespace", "linked_reset"
-            )
-            .prefetch_related("decisions")
-            .filter(pk=record_id)
-            .first()
+        return _messages_for_dispute(dispute) if dispute else []
+    req = (
+        ApprovalRequest.objects.select_related(
+            "requester", "subscription__customer", "subscription__namespace", "linked_reset"
         )
-        messages = _messages_for_request(event, req) if req else []
-    if not messages:
-        return 0
-    return get_connection().send_messages(messages) or 0
+        .prefetch_related("decisions")
+        .filter(pk=record_id)
+        .first()
+    )
+    return _messages_for_request(event, req) if req else []

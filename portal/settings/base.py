@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "guardian",
     "simple_history",
     "axes",
+    "outbox",
     "subscriptions",
     "approvals",
 ]
@@ -170,12 +171,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 NIGHTLY_RUN_AT = time.fromisoformat(os.environ.get("NIGHTLY_RUN_AT", "02:00"))
 # NIGHTLY_RUN_EVERY_SECONDS replaces the daily time with an interval (demos, tests).
 NIGHTLY_RUN_EVERY_SECONDS = int(os.environ.get("NIGHTLY_RUN_EVERY_SECONDS", "0"))
+# The outbox sweep sends emails whose send request never reached a worker.
+OUTBOX_SWEEP_SECONDS = int(os.environ.get("OUTBOX_SWEEP_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {
     "nightly-run": {
         "task": "subscriptions.tasks.nightly_run_task",
         "schedule": NIGHTLY_RUN_EVERY_SECONDS
         or crontab(hour=NIGHTLY_RUN_AT.hour, minute=NIGHTLY_RUN_AT.minute),
     },
+    "outbox-sweep": {"task": "outbox.tasks.outbox_send", "schedule": OUTBOX_SWEEP_SECONDS},
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 

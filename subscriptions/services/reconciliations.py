@@ -17,13 +17,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import Q
 
+from outbox.services import Mail, outbox_add
 from subscriptions import billing
 from subscriptions.models import (
+    Customer,
     InvoiceLine,
     Namespace,
     Reconciliation,
@@ -361,6 +361,12 @@ class _ScheduledRow(NamedTuple):
     payment_method: str
     program: str
     offline_license: bool
+    # What the notice says.
+    term_start: date
+    invoice_date: date
+    customer_name: str
+    billing_email: str
+    namespace_name: str
 
 
 # The scheduled reconciliations of a batch with their subscription (both locked) and the
@@ -388,10 +394,12 @@ SELECT r.id, r.quarter,
               AND u.billable_users >= n.max_seats_used ORDER BY u.date DESC LIMIT 1),
            (SELECT max(u.billable_users) {_QUARTER_REPORTS})
        ),
-       {_QSR_TERMS}
+       {_QSR_TERMS},
+       r.term_start, r.invoice_date, c.name, c.billing_email, n.name
 FROM {Reconciliation._meta.db_table} r
 JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
 JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
+JOIN {Customer._meta.db_table} c ON c.id = s.customer_id
 CROSS JOIN LATERAL (
     SELECT GREATEST(r.term_start, COALESCE(n.usage_counted_from, r.term_start)) AS day
 ) AS since
@@ -414,7 +422,7 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             recons = list(map(_ScheduledRow._make, cursor.fetchall()))
         if not recons:
             return counts
-        pks, statuses, reasons, pricing, notified = [], [], [], [], []
+        pks, statuses, reasons, pricing, notified, mails = [], [], [], [], [], []
         for recon in recons:
             pks.append(recon.pk)
             # Suspension counts on the reconciliation date only (checked when created):
@@ -448,6 +456,8 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
                  result.remaining_quarters, result.amount)
             )  # fmt: skip
             notified.append(pending)
+            if pending:
+                mails.append(_notice(recon, result))
             counts["notified" if pending else "processed:no_overage"] += 1
         update_with_history(
             Reconciliation,
@@ -463,44 +473,31 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             reason=f"nightly {run_date}",
             user=actor,
         )
-        notices = [pk for pk, flag in zip(pks, notified, strict=True) if flag]
-        if notices:
-            # A task per batch, after commit: the run never waits on the mail server,
-            # and a rolled-back batch (or a dry run) sends nothing.
-            from subscriptions.tasks import send_reconciliation_notices
-
-            transaction.on_commit(lambda: send_reconciliation_notices.delay(notices))
+        # The notices go out through the outbox, written in this transaction: a
+        # rolled-back batch (or a dry run) mails nobody, a committed one everybody.
+        outbox_add(mails)
     return counts
 
 
-def _notice(recon: Reconciliation) -> EmailMessage:
-    sub = recon.subscription
-    amount = billing.format_money(recon.amount, recon.currency)
+def _notice(recon: _ScheduledRow, result: billing.QsrResult) -> Mail:
+    amount = billing.format_money(result.amount, recon.currency)
     body = (
-        f"Hello {sub.customer.name},\n\n"
-        f"Your subscription for {sub.namespace.name} used up to {recon.max_seats_used} seats "
-        f"in quarter {recon.quarter} of the term that started {recon.term_start}, "
-        f"{recon.overage_seats} more than the {recon.seats_paid} seats paid for.\n"
+        f"Hello {recon.customer_name},\n\n"
+        f"Your subscription for {recon.namespace_name} used up to {result.max_seats_used} "
+        f"seats in quarter {recon.quarter} of the term that started {recon.term_start}, "
+        f"{result.overage} more than the {result.paid_seats} seats paid for.\n"
         f"As agreed in the quarterly reconciliation terms, we will invoice {amount} "
-        f"({recon.overage_seats} seats for the {recon.remaining_quarters} remaining "
+        f"({result.overage} seats for the {result.remaining_quarters} remaining "
         f"quarter(s) of the term) on {recon.invoice_date}.\n\n"
         "If this looks wrong, reply to this email before the invoice date.\n"
     )
-    return EmailMessage(
+    return Mail(
+        key=f"qsr-notice:{recon.pk}",
+        kind="reconciliation_notice",
         subject=f"Quarterly seat reconciliation: {amount} due on {recon.invoice_date}",
         body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[sub.customer.billing_email],
+        to=[recon.billing_email],
     )
-
-
-def reconciliation_notices_send(*, reconciliation_ids: Sequence[int]) -> int:
-    """Email the billing contacts of these pending reconciliations their notice."""
-    recons = Reconciliation.objects.filter(
-        pk__in=reconciliation_ids, status="pending"
-    ).select_related("subscription__customer", "subscription__namespace")
-    messages = [_notice(recon) for recon in recons]
-    return get_connection().send_messages(messages) or 0
 
 
 def reconciliations_invoice_due(

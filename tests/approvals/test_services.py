@@ -33,6 +33,7 @@ from approvals.services import (
     dispute_record,
     dispute_resolve,
 )
+from outbox.services import outbox_send_due
 from subscriptions.errors import DomainError
 from subscriptions.models import (
     Customer,
@@ -104,6 +105,12 @@ def not_allowed(fragment: str):
 
 def fresh(obj):
     return type(obj).objects.get(pk=obj.pk)
+
+
+def flush_outbox() -> None:
+    """Send what the earlier steps wrote to the outbox, and count mail from here on."""
+    outbox_send_due()
+    mail.outbox.clear()
 
 
 def sent_to(user) -> list[str]:
@@ -227,7 +234,7 @@ def test_support_enters_a_value_within_what_was_approved(p, eleven, value, fragm
 def test_support_executes_an_approved_reset_with_who_and_why_on_the_history(p, eleven, committed):
     approval_approve(request=eleven, actor=p.ops)
     approval_approve(request=eleven, actor=p.executive)
-    mail.outbox.clear()
+    flush_outbox()
 
     with committed():
         approval_execute_reset(request=eleven, new_max_seats=100, actor=p.support)
@@ -327,7 +334,7 @@ def test_a_refund_is_not_processed_before_its_reset_is_approved(p, today, recon)
 def test_deal_desk_processes_a_refund_into_a_credit_memo(p, today, recon, committed):
     request = approve_both(refund(recon, p.owner, today, seats=4), p)
     sub = recon.subscription
-    mail.outbox.clear()
+    flush_outbox()
 
     with committed():
         approval_process_refund(request=request, actor=p.desk)
