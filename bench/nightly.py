@@ -390,9 +390,9 @@ def seed(*, n: int, usage_days: int, r: date, bar_factory) -> SeedFigures:
 def instrumented(meter: QueryMeter, night: NightFigures, batch_size: int) -> Iterator[None]:
     """Wrap each nightly step's service in a timer, and make the reconciliation steps
     use `batch_size`: the engine has no setting for it, so for the run the bench sets
-    `reconciliations.BATCH_SIZE` and swaps `reconciliations.chunks` for one whose default
+    `batches.BATCH_SIZE` and swaps `batches.chunks` for one whose default
     size is `batch_size` (no file changes; explicit sizes, as renewals pass, are kept)."""
-    from subscriptions.services import nightly
+    from subscriptions.services import batches, nightly
     from subscriptions.services import reconciliations as recon
 
     patches: list[tuple[object, str, object]] = []
@@ -444,14 +444,13 @@ def instrumented(meter: QueryMeter, night: NightFigures, batch_size: int) -> Ite
                 night.email_seconds += time.perf_counter() - started
 
         patch(recon, "_send", timed_send)
-    chunks = recon.chunks
+    chunks = batches.chunks
 
     def sized_chunks(ids, size=None):
         return chunks(ids, size or batch_size)
 
-    patch(recon, "chunks", sized_chunks)
-    if hasattr(recon, "BATCH_SIZE"):
-        patch(recon, "BATCH_SIZE", batch_size)
+    patch(batches, "chunks", sized_chunks)
+    patch(batches, "BATCH_SIZE", batch_size)
     try:
         yield
     finally:
@@ -871,13 +870,13 @@ def main() -> int:
     from tqdm import tqdm
 
     from subscriptions import billing
-    from subscriptions.services import reconciliations as recon
+    from subscriptions.services import batches
 
     assert not settings.DEBUG, "DEBUG must be off: it keeps every query in memory"
     r = args.date or default_reconciliation_date()
     if billing.add_months(billing.add_months(r, -3), 3) != r:
         sys.exit(f"bench: choose a reconciliation date on day 1-28 of a month, not {r}")
-    batch_sizes = args.batch_size or [recon.BATCH_SIZE, max(1, recon.BATCH_SIZE // 4)]
+    batch_sizes = args.batch_size or [batches.BATCH_SIZE, max(1, batches.BATCH_SIZE // 4)]
     bar_factory = functools.partial(tqdm, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
 
     print(f"bench: {where}; migrating", file=sys.stderr)

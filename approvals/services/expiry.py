@@ -18,7 +18,7 @@ from django.db.models import Q
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import _end_linked_refund, lock, move
 from approvals.services.notifications import notify_on_commit
-from subscriptions.services.reconciliations import each_batch
+from subscriptions.services.batches import each_batch
 
 PENDING_EXPIRES_AFTER = timedelta(days=30)
 APPROVED_EXPIRES_AFTER = timedelta(days=14)

@@ -161,9 +161,28 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing-ops@localhost
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 # Celery. The broker URL is set by each environment's settings module.
+# A task is acknowledged when it is done, not when a worker takes it, and one whose
+# worker died goes back on the queue: every task is safe to run twice. A worker takes
+# one task at a time, so a long one never holds others back on a busy worker.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task has a time limit (seconds): this default, or its own (the nightly run's
+# one night, a batch of it, the outbox sweep).
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
+NIGHTLY_TASK_TIME_LIMIT = int(os.environ.get("NIGHTLY_TASK_TIME_LIMIT", "1800"))
+NIGHTLY_BATCH_TIME_LIMIT = int(os.environ.get("NIGHTLY_BATCH_TIME_LIMIT", "300"))
+# Redis hands an unacknowledged task to another worker after this long: above the
+# longest time limit, so a task still running is never run twice at once. A lost worker
+# does not wait for it: the watchdog below starts its night again within a minute.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(
+        os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(NIGHTLY_TASK_TIME_LIMIT + 300))
+    )
+}
+# How often beat's watchdog looks for nightly runs whose process stopped.
+NIGHTLY_WATCHDOG_SECONDS = int(os.environ.get("NIGHTLY_WATCHDOG_SECONDS", "60"))
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -180,6 +199,10 @@ CELERY_BEAT_SCHEDULE = {
         or crontab(hour=NIGHTLY_RUN_AT.hour, minute=NIGHTLY_RUN_AT.minute),
     },
     "outbox-sweep": {"task": "outbox.tasks.outbox_send", "schedule": OUTBOX_SWEEP_SECONDS},
+    "nightly-watchdog": {
+        "task": "subscriptions.tasks.nightly_watchdog_task",
+        "schedule": NIGHTLY_WATCHDOG_SECONDS,
+    },
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 

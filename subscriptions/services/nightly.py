@@ -15,6 +15,16 @@ night; `tests/subscriptions/test_catch_up.py` holds it to that.
 
 No night after today: the portal does not bill the future. A simulation (`only`) is
 exempt, since it runs a future timeline in a transaction it rolls back.
+
+Fan-out: given a `dispatch`, the batched steps are shared with workers (see
+`fanout.py`); without one, the run works every batch itself. Either way the same
+functions do the work.
+
+Abandoned runs: a run records a heartbeat as it goes. Whoever takes the lock (the next
+run, or the watchdog task) knows that no run is alive, so a job run still `running` is
+one whose process stopped (killed, or its database connection lost): it is marked
+`abandoned` with its last heartbeat, and its night is not completed, so the next run
+does it again.
 """
 
 from __future__ import annotations
@@ -28,12 +38,15 @@ from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from approvals.policy import SYSTEM, Actor
 from approvals.services import approval_requests_expire
 from subscriptions.models import JobRun
+from subscriptions.services import fanout, renewals, suspensions
 from subscriptions.services import reconciliations as recon
+from subscriptions.services.batches import BatchedStep
 from subscriptions.services.renewals import subscriptions_renew_due
 from subscriptions.services.seats import seats_refresh
 from subscriptions.services.suspensions import suspensions_resume_due, suspensions_start_due
@@ -51,6 +64,19 @@ STEPS = (
     "renewal",
     "expiry",
 )
+
+# The steps that work in batches, which a run can share with workers.
+BATCHED_STEPS: dict[str, BatchedStep] = {
+    step.name: step
+    for step in (
+        recon.CREATE,
+        recon.NOTIFY,
+        recon.INVOICE,
+        suspensions.START,
+        suspensions.RESUME,
+        renewals.RENEW,
+    )
+}
 
 Progress = Callable[[str, int], None]
 
@@ -91,7 +117,7 @@ def last_completed_night() -> date | None:
     """The latest date whose nightly run went through all its steps (with or without
     errors in some of them: those are retried by the later nights)."""
     return (
-        JobRun.objects.filter(finished_at__isnull=False)
+        JobRun.objects.filter(status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED])
         .exclude(trigger="simulation")
         .order_by("-run_date")
         .values_list("run_date", flat=True)
@@ -119,6 +145,38 @@ def _unlock() -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [NIGHTLY_LOCK_KEY])
 
 
+def job_runs_abandon_dead() -> list[int]:
+    """Mark `abandoned` every job run still `running`. Only for the holder of the
+    nightly lock: no run can be alive then, so these are runs whose process stopped."""
+    dead = list(
+        JobRun.objects.filter(status=JobRun.Status.RUNNING)
+        .exclude(trigger="simulation")
+        .values_list("pk", "heartbeat_at", "started_at", "step")
+    )
+    for pk, beat, started, step in dead:
+        last = beat or started
+        reason = (
+            f"its process stopped during {step or 'start-up'}: no sign of life since "
+            f"{timezone.localtime(last):%Y-%m-%d %H:%M:%S %Z}; the next run does the night again"
+        )
+        logger.warning("job run %s abandoned: %s", pk, reason)
+        JobRun.objects.filter(pk=pk, status=JobRun.Status.RUNNING).update(
+            status=JobRun.Status.ABANDONED, finished_at=Now(), abandoned_reason=reason
+        )
+    return [pk for pk, *_ in dead]
+
+
+def nightly_watchdog() -> list[int]:
+    """The periodic check: when no run holds the lock, runs left `running` are dead.
+    Returns the job runs it marked abandoned."""
+    if not _try_lock():
+        return []  # a run is alive and holds the lock
+    try:
+        return job_runs_abandon_dead()
+    finally:
+        _unlock()
+
+
 def nightly_run(
     *,
     run_date: date,
@@ -127,6 +185,8 @@ def nightly_run(
     actor: Actor = SYSTEM,
     progress: Progress | None = None,
     only: Sequence[int] | None = None,
+    dispatch: fanout.Dispatch | None = None,
+    max_nights: int | None = None,
 ) -> NightlyResult:
     """Run every nightly step for `run_date`, after the nights missed since the last
     completed one (see the module docstring). With `dry_run`, everything happens inside
@@ -134,6 +194,8 @@ def nightly_run(
     written and no email leaves (emails go out only on commit).
 
     Refuses a `run_date` after today (portal time zone) with NightlyDateInFuture.
+    `max_nights` stops after that many nights (the oldest first): the result then is
+    for an earlier date than `run_date`, and the caller goes on later.
 
     `only` limits the run to these subscriptions (a simulation): it touches nothing
     else, runs `run_date` alone and does not take the nightly lock, so it never holds
@@ -149,12 +211,13 @@ def nightly_run(
     if not _try_lock():
         raise NightlyAlreadyRunning(f"a nightly run is in progress; not starting {run_date}")
     try:
+        job_runs_abandon_dead()
         if not dry_run:
-            return _run_nights(run, run_date, trigger)
+            return _run_nights(run, run_date, trigger, dispatch, max_nights)
         holder: list[NightlyResult] = []
         try:
             with transaction.atomic():
-                holder.append(_run_nights(run, run_date, trigger))
+                holder.append(_run_nights(run, run_date, trigger, None, max_nights))
                 raise _DryRunRollback
         except _DryRunRollback:
             pass
@@ -166,26 +229,44 @@ def nightly_run(
         _unlock()
 
 
-def _run_nights(run: Callable[..., NightlyResult], run_date: date, trigger: str) -> NightlyResult:
-    *missed, last = nights_due(run_date)
-    if missed:
-        logger.warning("catching up %d missed night(s) before %s", len(missed), run_date)
-    caught_up = [run(run_date=day, trigger=f"{trigger} catch-up") for day in missed]
-    result = run(run_date=last)
+def _run_nights(
+    run: Callable[..., NightlyResult],
+    run_date: date,
+    trigger: str,
+    dispatch: fanout.Dispatch | None,
+    max_nights: int | None,
+) -> NightlyResult:
+    nights = nights_due(run_date)[:max_nights]
+    *missed, last = nights
+    if missed or last < run_date:
+        logger.warning("catching up missed nights %s .. %s", nights[0], run_date)
+    label = trigger if last == run_date else f"{trigger} catch-up"
+    caught_up = [
+        run(run_date=day, trigger=f"{trigger} catch-up", dispatch=dispatch) for day in missed
+    ]
+    result = run(run_date=last, trigger=label, dispatch=dispatch)
     result.caught_up = caught_up
     return result
 
 
 def _run(
-    *, run_date: date, trigger: str, actor, progress: Progress | None, only: Sequence[int] | None
+    *,
+    run_date: date,
+    trigger: str,
+    actor,
+    progress: Progress | None,
+    only: Sequence[int] | None,
+    dispatch: fanout.Dispatch | None = None,
 ) -> NightlyResult:
-    job = JobRun.objects.create(run_date=run_date, trigger=trigger)
+    job = JobRun.objects.create(run_date=run_date, trigger=trigger, heartbeat_at=timezone.now())
     counts: dict[str, dict[str, int]] = {}
     errors: list[dict] = []
 
     def track(step: str) -> Callable[[int], None]:
         def on_batch(done: int) -> None:
-            JobRun.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + done)
+            JobRun.objects.filter(pk=job.pk).update(
+                progress_done=F("progress_done") + done, heartbeat_at=Now()
+            )
             if progress:
                 progress(step, done)
 
@@ -237,9 +318,20 @@ def _run(
             run_date=run_date, actor=actor, errors=errors, only=only
         ),
     }
+    if dispatch is not None:
+        for name, batched in BATCHED_STEPS.items():
+            steps[name] = partial(
+                fanout.run_step,
+                batched,
+                job_id=job.pk,
+                run_date=run_date,
+                actor=actor,
+                dispatch=dispatch,
+                errors=errors,
+            )
     status = JobRun.Status.SUCCEEDED
     for step in STEPS:
-        JobRun.objects.filter(pk=job.pk).update(step=step, progress_done=0)
+        JobRun.objects.filter(pk=job.pk).update(step=step, progress_done=0, heartbeat_at=Now())
         try:
             counts[step] = dict(steps[step]())
         except Exception as exc:

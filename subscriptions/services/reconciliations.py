@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple, Protocol
@@ -32,6 +32,7 @@ from subscriptions.models import (
     Suspension,
     qsr_ineligibility,
 )
+from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
 from subscriptions.services.history import (
     history_insert_sql,
     history_params,
@@ -42,55 +43,11 @@ from subscriptions.services.sql import pg_array, pg_arrays
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
 MAX_ATTEMPTS = 3
 SAAS_NOTICE_DELAY = timedelta(days=0)
 SELF_MANAGED_NOTICE_DELAY = timedelta(days=6)
 INVOICE_DELAY = timedelta(days=7)
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
-
-OnBatch = Callable[[int], None]
-# Subscription ids a run is limited to (a simulation), or None for the whole book.
-Only = Sequence[int] | None
-
-
-def _only(queryset, only: Only, field: str = "subscription_id"):
-    return queryset if only is None else queryset.filter(**{f"{field}__in": only})
-
-
-def chunks(ids: Sequence[int], size: int | None = None) -> Iterable[Sequence[int]]:
-    size = size or BATCH_SIZE
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def each_batch(
-    ids: Sequence[int],
-    work: Callable[[Sequence[int]], Counter],
-    *,
-    fail: Callable[[int, Exception], None],
-    on_batch: OnBatch | None = None,
-    size: int | None = None,
-) -> Counter:
-    """Run `work` (one transaction) over `ids` in batches. One bad record must not hold
-    up the others: a batch that raises is redone one record at a time, and each record
-    that still fails is handed to `fail` and counted as `failed`, while the rest of the
-    batch, and every later batch, goes through."""
-    counts: Counter = Counter()
-    for batch in chunks(ids, size):
-        try:
-            counts += work(batch)
-        except Exception as exc:
-            if len(batch) > 1:
-                logger.exception("batch of %d failed; retrying one by one", len(batch))
-                counts += each_batch(batch, work, fail=fail, size=1)
-            else:
-                logger.error("record %s failed: %s", batch[0], exc)
-                counts["failed"] += 1
-                fail(batch[0], exc)
-        if on_batch:
-            on_batch(len(batch))
-    return counts
 
 
 class QsrTerms(Protocol):
@@ -193,6 +150,19 @@ ORDER BY s.id
 """
 
 
+def _create_due_ids(run_date: date, only: Only) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MISSING_QUARTERS,
+            {"run_date": run_date, "only": None if only is None else pg_array(only)},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _create_failed(errors: Errors, actor, sub_id: int, exc: Exception) -> None:
+    _record_error(errors, "reconciliation_create", None, sub_id, exc)
+
+
 def reconciliations_create_due(
     *,
     run_date: date,
@@ -203,18 +173,7 @@ def reconciliations_create_due(
 ) -> Counter:
     """Give every quarter end up to `run_date` of every live subscription its record:
     `scheduled`, or `skipped` with the reason. Returns counts by outcome."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _MISSING_QUARTERS,
-            {"run_date": run_date, "only": None if only is None else pg_array(only)},
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    return each_batch(
-        ids,
-        functools.partial(_create_batch, run_date=run_date, actor=actor),
-        fail=functools.partial(_record_error, errors, "reconciliation_create", None),
-        on_batch=on_batch,
-    )
+    return CREATE.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
 class _SubscriptionRow(NamedTuple):
@@ -312,6 +271,19 @@ _PRICING_FAILED = Q(status="failed", amount__isnull=True)
 _INVOICING_FAILED = Q(status="failed", amount__isnull=False)
 
 
+def _notify_due_ids(run_date: date, only: Only) -> list[int]:
+    due = Reconciliation.objects.filter(
+        Q(status="scheduled") | (_PRICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
+        notify_date__lte=run_date,
+        subscription__status__in=LIVE,
+    )
+    return list(only_these(due, only).order_by("pk").values_list("pk", flat=True))
+
+
+def _notify_failed(errors: Errors, actor, recon_id: int, exc: Exception) -> None:
+    _fail(errors, "reconciliation_notify", actor, recon_id, exc)
+
+
 def reconciliations_notify_due(
     *,
     run_date: date,
@@ -324,18 +296,7 @@ def reconciliations_notify_due(
     customer: `pending` with a notice, or `processed` at 0.00 when nothing is over.
     One that cannot be priced is marked `failed` with the error, and retried by the
     next nights, MAX_ATTEMPTS in all."""
-    due = Reconciliation.objects.filter(
-        Q(status="scheduled") | (_PRICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
-        notify_date__lte=run_date,
-        subscription__status__in=LIVE,
-    )
-    ids = list(_only(due, only).order_by("pk").values_list("pk", flat=True))
-    return each_batch(
-        ids,
-        functools.partial(_notify_batch, run_date=run_date, actor=actor),
-        fail=functools.partial(_fail, errors, "reconciliation_notify", actor),
-        on_batch=on_batch,
-    )
+    return NOTIFY.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
 class _ScheduledRow(NamedTuple):
@@ -500,6 +461,19 @@ def _notice(recon: _ScheduledRow, result: billing.QsrResult) -> Mail:
     )
 
 
+def _invoice_due_ids(run_date: date, only: Only) -> list[int]:
+    due = Reconciliation.objects.filter(
+        Q(status="pending") | (_INVOICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
+        invoice_date__lte=run_date,
+        subscription__status__in=LIVE,
+    )
+    return list(only_these(due, only).order_by("pk").values_list("pk", flat=True))
+
+
+def _invoice_failed(errors: Errors, actor, recon_id: int, exc: Exception) -> None:
+    _fail(errors, "reconciliation_invoice", actor, recon_id, exc)
+
+
 def reconciliations_invoice_due(
     *,
     run_date: date,
@@ -511,18 +485,7 @@ def reconciliations_invoice_due(
     """Invoice the pending reconciliations whose invoice date has come (and retry the
     failed ones): a QSR overage line, and the subscription's seats grow by the overage.
     A pending reconciliation of a paused (or bug-disabled) subscription is skipped."""
-    due = Reconciliation.objects.filter(
-        Q(status="pending") | (_INVOICING_FAILED & Q(attempts__lt=MAX_ATTEMPTS)),
-        invoice_date__lte=run_date,
-        subscription__status__in=LIVE,
-    )
-    ids = list(_only(due, only).order_by("pk").values_list("pk", flat=True))
-    return each_batch(
-        ids,
-        functools.partial(_invoice_batch, run_date=run_date, actor=actor),
-        fail=functools.partial(_fail, errors, "reconciliation_invoice", actor),
-        on_batch=on_batch,
-    )
+    return INVOICE.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
 def _fail(errors: list | None, step: str, actor, recon_id: int, exc: Exception) -> None:
@@ -704,3 +667,8 @@ def reconciliation_fail(*, reconciliation_id: int, error: Exception, actor=None)
         recon.failure_reason = str(error)[:2000]
         recon._change_reason = f"{what} failed"
         recon.save(update_fields=["status", "attempts", "failure_reason", "updated_at"])
+
+
+CREATE = BatchedStep("reconciliation_create", _create_due_ids, _create_batch, _create_failed)
+NOTIFY = BatchedStep("reconciliation_notify", _notify_due_ids, _notify_batch, _notify_failed)
+INVOICE = BatchedStep("reconciliation_invoice", _invoice_due_ids, _invoice_batch, _invoice_failed)

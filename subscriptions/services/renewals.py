@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, qsr_ineligibility
+from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import (
     InvoiceSpec,
@@ -19,7 +20,32 @@ from subscriptions.services.ledger import (
     invoices_write,
     recurring_invoice_spec,
 )
-from subscriptions.services.reconciliations import LIVE, OnBatch, Only, _only, each_batch
+from subscriptions.services.reconciliations import LIVE
+
+
+def _renew_due_ids(run_date: date, only: Only) -> list[int]:
+    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date)
+    return list(only_these(due, only, "pk").order_by("pk").values_list("pk", flat=True))
+
+
+def _renew_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
+    counts: Counter = Counter()
+    with transaction.atomic():
+        subs = (
+            Subscription.objects.select_for_update(skip_locked=True, of=("self", "namespace"))
+            .filter(pk__in=batch, status=Subscription.Status.ACTIVE, term_end__lte=run_date)
+            .select_related("namespace")
+        )
+        for sub in subs:
+            while sub.term_end <= run_date:  # a missed year or two renews in turn
+                counts += _renew(sub, actor=actor)
+    return counts
+
+
+def _renew_failed(errors: Errors, actor, pk: int, exc: Exception) -> None:
+    """One that fails is listed and left as it was for the next night."""
+    if errors is not None:
+        errors.append({"step": "renewal", "subscription": pk, "error": str(exc)[:2000]})
 
 
 def subscriptions_renew_due(
@@ -30,39 +56,9 @@ def subscriptions_renew_due(
     errors: list | None = None,
     only: Only = None,
 ) -> Counter:
-    """Renew every active subscription whose term ended on or before `run_date`. One
-    that fails is listed in `errors` and left as it was for the next night; the others
-    renew."""
-    ids = list(
-        _only(
-            Subscription.objects.filter(status=Subscription.Status.ACTIVE, term_end__lte=run_date),
-            only,
-            "pk",
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-
-    def work(batch: Sequence[int]) -> Counter:
-        counts: Counter = Counter()
-        with transaction.atomic():
-            subs = (
-                Subscription.objects.select_for_update(skip_locked=True, of=("self", "namespace"))
-                .filter(pk__in=batch, status=Subscription.Status.ACTIVE, term_end__lte=run_date)
-                .select_related("namespace")
-            )
-            for sub in subs:
-                while sub.term_end <= run_date:  # a missed year or two renews in turn
-                    counts += _renew(sub, actor=actor)
-        return counts
-
-    def fail(pk: int, exc: Exception) -> None:
-        if errors is not None:
-            errors.append({"step": "renewal", "subscription": pk, "error": str(exc)[:2000]})
-
-    counts = each_batch(ids, work, fail=fail, on_batch=on_batch, size=200)
-    counts += qsr_pauses_end(run_date=run_date, actor=actor, only=only)
-    return counts
+    """Renew every active subscription whose term ended on or before `run_date`, then
+    end the QSR pauses that are over."""
+    return RENEW.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
 def _renew(sub: Subscription, *, actor) -> Counter:
@@ -135,7 +131,7 @@ def qsr_pauses_end(*, run_date: date, actor, only: Only = None) -> Counter:
             qsr_paused_until__lt=run_date,
             status__in=LIVE,
         )
-        for sub in _only(paused, only, "pk").select_for_update(skip_locked=True):
+        for sub in only_these(paused, only, "pk").select_for_update(skip_locked=True):
             sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None
             save_with_reason(
                 sub,
@@ -145,3 +141,8 @@ def qsr_pauses_end(*, run_date: date, actor, only: Only = None) -> Counter:
             )
             counts["pause_ended"] += 1
     return counts
+
+
+RENEW = BatchedStep(
+    "renewal", _renew_due_ids, _renew_batch, _renew_failed, size=200, tail=qsr_pauses_end
+)

@@ -10,9 +10,10 @@ from django.db import transaction
 
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
+from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
-from subscriptions.services.reconciliations import LIVE, OnBatch, Only, _only, each_batch
+from subscriptions.services.reconciliations import LIVE
 
 
 def _proration(suspension: Suspension) -> billing.ProrationResult:
@@ -50,64 +51,6 @@ def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSp
     )
 
 
-def _process_due(
-    *, status: str, date_field: str, run_date: date, handle, on_batch, errors, only: Only
-) -> Counter:
-    """Apply `handle` to each suspension in `status` whose `date_field` has come, in
-    locked batches; returns counts of what `handle` reports.
-
-    A cancelled or expired subscription is never touched: its suspensions stay as they
-    are. A suspension that fails is counted, listed in `errors` and left in its status,
-    so the next night tries again; the others go through."""
-    due = Suspension.objects.filter(
-        status=status, subscription__status__in=LIVE, **{f"{date_field}__lte": run_date}
-    )
-    ids = list(_only(due, only).order_by(date_field, "pk").values_list("pk", flat=True))
-
-    def work(batch: Sequence[int]) -> Counter:
-        counts: Counter = Counter()
-        with transaction.atomic():
-            for suspension in (
-                Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
-                .filter(pk__in=batch, status=status, subscription__status__in=LIVE)
-                .select_related("subscription")
-            ):
-                counts[handle(suspension)] += 1
-        return counts
-
-    def fail(pk: int, exc: Exception) -> None:
-        if errors is not None:
-            sub_id = Suspension.objects.filter(pk=pk).values_list("subscription_id", flat=True)
-            errors.append(
-                {"step": "suspension_" + ("start" if status == "scheduled" else "resume"),
-                 "suspension": pk,
-                 "subscription": sub_id.first(), "error": str(exc)[:2000]}
-            )  # fmt: skip
-
-    return each_batch(ids, work, fail=fail, on_batch=on_batch, size=200)
-
-
-def suspensions_start_due(
-    *,
-    run_date: date,
-    actor,
-    on_batch: OnBatch | None = None,
-    errors: list | None = None,
-    only: Only = None,
-) -> Counter:
-    """Start the scheduled suspensions whose day has come. Credit mode writes the credit
-    for the rest of the term; freeze writes nothing; a free period extends the term now."""
-    return _process_due(
-        status="scheduled",
-        date_field="suspend_date",
-        run_date=run_date,
-        handle=lambda s: _start(s, run_date=run_date, actor=actor),
-        on_batch=on_batch,
-        errors=errors,
-        only=only,
-    )
-
-
 def _start(suspension: Suspension, *, run_date: date, actor) -> str:
     sub = suspension.subscription
     reason = f"suspension {suspension.pk} started ({run_date})"
@@ -127,27 +70,6 @@ def _start(suspension: Suspension, *, run_date: date, actor) -> str:
     return "started"
 
 
-def suspensions_resume_due(
-    *,
-    run_date: date,
-    actor,
-    on_batch: OnBatch | None = None,
-    errors: list | None = None,
-    only: Only = None,
-) -> Counter:
-    """Resume the active suspensions whose resume day has come: charge the rest of the
-    (possibly extended) term in credit mode, and extend the term where asked."""
-    return _process_due(
-        status="active",
-        date_field="resume_date",
-        run_date=run_date,
-        handle=lambda s: _resume(s, run_date=run_date, actor=actor),
-        on_batch=on_batch,
-        errors=errors,
-        only=only,
-    )
-
-
 def _resume(suspension: Suspension, *, run_date: date, actor) -> str:
     sub = suspension.subscription
     reason = f"suspension {suspension.pk} resumed ({run_date})"
@@ -164,3 +86,87 @@ def _resume(suspension: Suspension, *, run_date: date, actor) -> str:
     suspension.status = Suspension.Status.RESUMED
     save_with_reason(suspension, ["status"], reason=reason, actor=actor)
     return "resumed"
+
+
+def _due(status: str, date_field: str):
+    """The suspensions in `status` whose `date_field` has come. A cancelled or expired
+    subscription is never touched: its suspensions stay as they are."""
+
+    def due(run_date: date, only: Only) -> list[int]:
+        rows = Suspension.objects.filter(
+            status=status, subscription__status__in=LIVE, **{f"{date_field}__lte": run_date}
+        )
+        return list(only_these(rows, only).order_by(date_field, "pk").values_list("pk", flat=True))
+
+    return due
+
+
+def _locked(batch: Sequence[int], status: str):
+    return (
+        Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
+        .filter(pk__in=batch, status=status, subscription__status__in=LIVE)
+        .select_related("subscription")
+    )
+
+
+def _start_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
+    with transaction.atomic():
+        return Counter(
+            _start(s, run_date=run_date, actor=actor) for s in _locked(batch, "scheduled")
+        )
+
+
+def _resume_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
+    with transaction.atomic():
+        locked = _locked(batch, "active")
+        return Counter(_resume(s, run_date=run_date, actor=actor) for s in locked)
+
+
+def _failed(step: str):
+    """A suspension that fails is listed and left in its status for the next night."""
+
+    def fail(errors: Errors, actor, pk: int, exc: Exception) -> None:
+        if errors is not None:
+            sub_id = Suspension.objects.filter(pk=pk).values_list("subscription_id", flat=True)
+            errors.append(
+                {"step": step, "suspension": pk, "subscription": sub_id.first(),
+                 "error": str(exc)[:2000]}
+            )  # fmt: skip
+
+    return fail
+
+
+# Start the scheduled suspensions whose day has come. Credit mode writes the credit for
+# the rest of the term; freeze writes nothing; a free period extends the term now.
+START = BatchedStep(
+    "suspension_start", _due("scheduled", "suspend_date"), _start_batch,
+    _failed("suspension_start"), size=200,
+)  # fmt: skip
+# Resume the active suspensions whose resume day has come: charge the rest of the
+# (possibly extended) term in credit mode, and extend the term where asked.
+RESUME = BatchedStep(
+    "suspension_resume", _due("active", "resume_date"), _resume_batch,
+    _failed("suspension_resume"), size=200,
+)  # fmt: skip
+
+
+def suspensions_start_due(
+    *,
+    run_date: date,
+    actor,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
+) -> Counter:
+    return START.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
+
+
+def suspensions_resume_due(
+    *,
+    run_date: date,
+    actor,
+    on_batch: OnBatch | None = None,
+    errors: list | None = None,
+    only: Only = None,
+) -> Counter:
+    return RESUME.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)

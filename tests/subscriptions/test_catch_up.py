@@ -186,7 +186,7 @@ def test_the_run_catches_up_from_the_last_completed_night():
     assert nights_due(date(2026, 3, 5)) == [date(2026, 3, 5)]  # a first run: that night
     run_nights(date(2026, 3, 1), date(2026, 3, 2))
     # A run that died before finishing is not a completed night: it is run again.
-    JobRun.objects.create(run_date=date(2026, 3, 3), trigger="beat")
+    dead = JobRun.objects.create(run_date=date(2026, 3, 3), trigger="beat")
     assert last_completed_night() == date(2026, 3, 2)
     assert nights_due(date(2026, 3, 5)) == days(date(2026, 3, 3), date(2026, 3, 5))
     # A rerun of a past night is that night alone.
@@ -194,7 +194,10 @@ def test_the_run_catches_up_from_the_last_completed_night():
 
     result = nightly_run(run_date=date(2026, 3, 5), trigger="beat")
     assert [n.run_date for n in result.nights] == days(date(2026, 3, 3), date(2026, 3, 5))
-    runs = JobRun.objects.filter(finished_at__isnull=False, run_date__gte=date(2026, 3, 3))
+    dead.refresh_from_db()
+    assert dead.status == "abandoned"
+    assert "its process stopped" in dead.abandoned_reason
+    runs = JobRun.objects.filter(status="succeeded", run_date__gte=date(2026, 3, 3))
     assert sorted(runs.values_list("run_date", "trigger")) == [
         (date(2026, 3, 3), "beat catch-up"),
         (date(2026, 3, 4), "beat catch-up"),

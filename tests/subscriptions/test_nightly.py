@@ -19,6 +19,7 @@ from subscriptions.models import (
     Reconciliation,
     Subscription,
 )
+from subscriptions.services import batches
 from subscriptions.services import reconciliations as recon_services
 from subscriptions.services.nightly import (
     NIGHTLY_LOCK_KEY,
@@ -331,7 +332,7 @@ def test_the_job_run_records_counts_dates_and_errors(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_a_run_killed_mid_batch_then_rerun_ends_with_the_uninterrupted_totals(monkeypatch):
     subs = book(7)
-    monkeypatch.setattr(recon_services, "BATCH_SIZE", 3)
+    monkeypatch.setattr(batches, "BATCH_SIZE", 3)
     nightly_run(run_date=Q1_END)
     expected = sum(
         billing.qsr_reconcile(

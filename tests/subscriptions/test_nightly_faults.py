@@ -23,6 +23,7 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from subscriptions.services import batches
 from subscriptions.services import reconciliations as recon_services
 from subscriptions.services.nightly import NIGHTLY_LOCK_KEY, nightly_run
 from tests.assertions import database_url
@@ -48,7 +49,7 @@ def unpriceable(sub: Subscription) -> None:
 
 @pytest.mark.django_db
 def test_one_unpriceable_subscription_fails_alone_and_the_rest_is_billed(monkeypatch):
-    monkeypatch.setattr(recon_services, "BATCH_SIZE", 2)
+    monkeypatch.setattr(batches, "BATCH_SIZE", 2)
     subs = book(5)
     bad = subs[1]  # in the first batch, with a good one
     unpriceable(bad)
