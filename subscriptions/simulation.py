@@ -24,8 +24,11 @@ Rules of the run:
 
 from __future__ import annotations
 
+import json
 import re
+import reprlib
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -36,6 +39,7 @@ from django.db import DatabaseError, transaction
 
 from approvals.policy import SystemActor
 from subscriptions import billing
+from subscriptions.billing import MAX_ANNUAL_UNIT_PRICE, MAX_SEATS
 from subscriptions.errors import DomainError
 from subscriptions.models import (
     Customer,
@@ -48,19 +52,35 @@ from subscriptions.models import (
 )
 from subscriptions.services import subscriptions as services
 from subscriptions.services.nightly import nightly_run
-from subscriptions.services.usage import MAX_COUNT
 
 EVENT_KINDS = ("usage", "suspend", "disable_qsr_bug", "enable_qsr", "pause_qsr_until")
 # A free period is a concession granted through an approval, not a suspension to preview.
 SUSPEND_MODES = (Suspension.Mode.CREDIT.value, Suspension.Mode.FREEZE.value)
 MAX_NIGHTS = 5 * 366  # a runaway `until` would hold a transaction open for hours
 MAX_TERM_MONTHS = 60
-MAX_PRICE = Decimal(10) ** 9  # leaves the 14-digit money columns room for seats x price
+# Every date of a scenario falls in these years. They hold any real term, and keep every
+# date the run computes (a few days before the term start; a renewal of up to 60 months
+# plus a suspension's extension, and a few weeks, past `until`) centuries inside
+# Python's dates, which end at the years 1 and 9999.
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(2200, 12, 31)
+# A day's usage changing every night of the longest run is 1,830 events; this leaves
+# room for several changes a day and keeps a run to minutes.
+MAX_EVENTS = 10_000
+# Ten thousand events pretty-printed come to about 2 MiB; the size is checked before
+# anything is decoded, so a huge file costs neither memory nor time.
+MAX_SCENARIO_BYTES = 4 * 2**20
+# Python converts at most 4,300 digits (less when configured); no count comes near this.
+_LONGEST_INTEGER = 100
 # The services want a ticket on every change; a simulation has none to point to.
 SIMULATION_TICKET = "https://simulation.invalid/scenario"
 # Who the services act for: the portal itself, never a user.
 SIMULATION = SystemActor("simulation")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: \d and fromisoformat() also take full-width or Arabic-Indic digits.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_]+")
+# Control characters and lone surrogates: PostgreSQL stores neither in a text column.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class ScenarioError(Exception):
@@ -91,6 +111,89 @@ class Scenario:
     until: date
 
 
+# --- Reading ----------------------------------------------------------------------------
+
+
+TOO_LARGE = f"scenario: larger than {MAX_SCENARIO_BYTES // 2**20} MiB, the most a scenario may be"
+
+
+def decode_scenario(raw: bytes) -> Any:
+    """The JSON value in a scenario file's bytes. ScenarioError names a problem of the file
+    as a whole (path ``scenario``): too large, not UTF-8, not JSON, nested too deep."""
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError([TOO_LARGE])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"scenario: {_not_utf8(raw, exc.start)}"]) from None
+    try:
+        return json.loads(
+            text.removeprefix("\ufeff"),  # the mark some editors put before UTF-8
+            parse_int=_integer,
+            parse_constant=_NonNumber,
+            object_pairs_hook=_object,
+        )
+    except json.JSONDecodeError as exc:
+        raise ScenarioError([f"scenario: not valid JSON: {exc}"]) from None
+    except RecursionError:
+        # json recurses once per level, so Python's recursion limit (about a thousand)
+        # stops it; a scenario has four levels.
+        raise ScenarioError(["scenario: lists and objects nested too deep to read"]) from None
+
+
+def _not_utf8(raw: bytes, start: int) -> str:
+    line_start = raw.rfind(b"\n", 0, start) + 1
+    line = raw.count(b"\n", 0, line_start) + 1
+    # What comes before the first bad byte is valid UTF-8: count it in characters, as the
+    # JSON errors do.
+    column = len(raw[line_start:start].decode("utf-8")) + 1
+    return (
+        f"not UTF-8: byte 0x{raw[start]:02x} at line {line}, column {column} "
+        f"(byte {start + 1} of the file); save the file as UTF-8"
+    )
+
+
+@dataclass(frozen=True)
+class _LongInteger:
+    """A JSON integer too long to convert: refused by the parser that meets it."""
+
+    negative: bool
+    digits: int
+
+    def __repr__(self) -> str:
+        return f"a {'negative ' if self.negative else ''}number of {self.digits:,} digits"
+
+
+@dataclass(frozen=True)
+class _NonNumber:
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON has no such numbers."""
+
+    literal: str
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
+def _integer(text: str) -> int | _LongInteger:
+    digits = len(text.removeprefix("-"))
+    if digits > _LONGEST_INTEGER:
+        return _LongInteger(negative=text.startswith("-"), digits=digits)
+    return int(text)
+
+
+class _Object(dict):
+    """A JSON object that remembers the keys given more than once (json keeps the last)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) < len(pairs):
+        obj.repeated = tuple(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    return obj
+
+
 # --- Parsing ----------------------------------------------------------------------------
 
 
@@ -100,29 +203,55 @@ class _Bad(ValueError):
 
 _REQUIRED = object()
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlong = 40
+
+
+def _shown(value: Any) -> str:
+    """`value` for a message: JSON's words for true, false and null, long values cut."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return _REPR.repr(value)
+
+
+def _key(prefix: str, key: str) -> str:
+    """The path of `key`; quoted when it holds more than letters, digits and _, so that a
+    key cannot add lines or fake a path."""
+    return prefix + (key if _PLAIN_KEY.fullmatch(key) else _shown(key))
+
 
 def _date(value: Any) -> date:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise _Bad(f"must be a date YYYY-MM-DD, got {value!r}")
+        raise _Bad(f"must be a date YYYY-MM-DD, got {_shown(value)}")
     try:
-        return date.fromisoformat(value)
+        result = date.fromisoformat(value)
     except ValueError:
         raise _Bad(f"not a calendar date: {value!r}") from None
+    if not FIRST_DATE <= result <= LAST_DATE:
+        years = f"{FIRST_DATE.year} to {LAST_DATE.year}"
+        raise _Bad(f"must be a date in the years {years}, got {value!r}")
+    return result
 
 
 def _count(value: Any) -> int:
+    """Seats or billable users: bounded like the models, so the ledger cannot overflow."""
+    if isinstance(value, _LongInteger):
+        if value.negative:
+            raise _Bad(f"must not be negative, got {value!r}")
+        raise _Bad(f"must be at most {MAX_SEATS:,}, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Bad(f"must be a whole number, got {value!r}")
+        raise _Bad(f"must be a whole number, got {_shown(value)}")
     if value < 0:
         raise _Bad(f"must not be negative, got {value}")
-    if value > MAX_COUNT:
-        raise _Bad(f"must be at most {MAX_COUNT}, got {value}")
+    if value > MAX_SEATS:
+        raise _Bad(f"must be at most {MAX_SEATS:,}, got {value}")
     return value
 
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _Bad(f"must be true or false, got {value!r}")
+        raise _Bad(f"must be true or false, got {_shown(value)}")
     return value
 
 
@@ -130,36 +259,53 @@ def _choice(*choices: str | None) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if value not in choices:
             shown = ", ".join("null" if c is None else c for c in choices)
-            raise _Bad(f"must be one of {shown}, got {value!r}")
+            raise _Bad(f"must be one of {shown}, got {_shown(value)}")
         return value
 
     return parse
 
 
 def _currency(value: Any) -> str:
-    try:
-        billing.minor_unit(value)
-    except billing.UnknownCurrency as exc:
-        raise _Bad(str(exc)) from None
+    if not isinstance(value, str) or value not in billing.CURRENCIES:
+        bills_in = ", ".join(billing.CURRENCIES)
+        raise _Bad(f"unknown currency {_shown(value)}: the portal bills in {bills_in}")
     return value
 
 
 def _price(value: Any) -> Decimal:
     # A JSON number is read as a float, which cannot hold every price exactly.
     if not isinstance(value, str):
-        raise _Bad(f'must be a string like "100.00", got {value!r}')
+        raise _Bad(f'must be a string like "100.00", got {_shown(value)}')
+    expected = f"must be an amount from 0 to {MAX_ANNUAL_UNIT_PRICE:,}, got {_shown(value)}"
+    if len(value) > 40:  # no amount in range is written that long
+        raise _Bad(expected)
     try:
         price = Decimal(value)
     except InvalidOperation:
         raise _Bad(f"not an amount: {value!r}") from None
-    if not price.is_finite() or not 0 <= price < MAX_PRICE:
-        raise _Bad(f"must be an amount from 0 to below {MAX_PRICE:,}, got {value!r}")
+    # The bound of the models (billing.py "Bounds"): seats x price fits the ledger.
+    if not price.is_finite() or not 0 <= price <= MAX_ANNUAL_UNIT_PRICE:
+        raise _Bad(expected)
     return price
 
 
+def _link(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"must be the bug report's link, got {_shown(value)}")
+    bad = _UNSTORABLE.search(value)
+    if bad:
+        where = f"{bad.group()!r} at character {bad.start() + 1:,}"
+        raise _Bad(f"must not contain control characters or lone surrogates, got {where}")
+    return value
+
+
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    return "null" if value is None else names.get(type(value), "a number")
+    if value is None:
+        return "null"
+    if isinstance(value, _NonNumber):
+        return value.literal
+    kinds = ((bool, "a boolean"), (dict, "an object"), (list, "a list"), (str, "a string"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a number")
 
 
 class _Reader:
@@ -177,8 +323,13 @@ class _Reader:
             return None
         for key in value:
             if key not in keys:
-                self.fail(prefix + key, "unknown key")
+                self.fail(_key(prefix, key), "unknown key")
+        self.repeated(value, prefix)
         return value
+
+    def repeated(self, obj: dict, prefix: str) -> None:
+        for key in getattr(obj, "repeated", ()):
+            self.fail(_key(prefix, key), "given more than once")
 
     def take(self, obj: dict, prefix: str, key: str, parse, default: Any = _REQUIRED) -> Any:
         """`parse(obj[key])`, or `default` when the key is missing; None on a problem."""
@@ -208,11 +359,15 @@ def parse_scenario(data: Any) -> Scenario:
     start = sub.get("term_start")
     if until and start and until <= start:
         r.fail("until", f"must be after subscription.term_start ({start})")
-    elif until and start and (until - start).days > MAX_NIGHTS:
-        r.fail("until", f"a simulation runs at most {MAX_NIGHTS} nights")
+    elif until and start and (nights := (until - start).days) > MAX_NIGHTS:
+        limit = f"at most {MAX_NIGHTS:,} nights after subscription.term_start ({start})"
+        r.fail("until", f"{limit}, got {nights:,}")
     raw_events = top.get("events", [])
     if not isinstance(raw_events, list):
         r.fail("events", f"must be a list, got {_json_type(raw_events)}")
+        raw_events = []
+    elif len(raw_events) > MAX_EVENTS:
+        r.fail("events", f"at most {MAX_EVENTS:,} events, got {len(raw_events):,}")
         raw_events = []
     events = [_parse_event(r, raw, i, start, until) for i, raw in enumerate(raw_events)]
     if r.problems:
@@ -267,7 +422,8 @@ def _parse_event(r: _Reader, raw: Any, index: int, start, until) -> Event | None
     expected = f"expected one of {', '.join(EVENT_KINDS)}"
     unknown = [key for key in raw if key != "date" and key not in EVENT_KINDS]
     for key in unknown:
-        r.fail(f"{path}.{key}", f"unknown event kind: {expected}")
+        r.fail(_key(f"{path}.", key), f"unknown event kind: {expected}")
+    r.repeated(raw, f"{path}.")
     kinds = [key for key in EVENT_KINDS if key in raw]
     if not kinds and not unknown:
         r.fail(path, f"no event kind: {expected}")
@@ -284,10 +440,10 @@ def _parse_event(r: _Reader, raw: Any, index: int, start, until) -> Event | None
     value, prefix = raw[kind], f"{path}."
     if kind == "usage":
         value = r.take(raw, prefix, kind, _count)
-    elif kind == "disable_qsr_bug" and not isinstance(value, str):
-        r.fail(path + ".disable_qsr_bug", f"must be the bug report's link, got {value!r}")
+    elif kind == "disable_qsr_bug":
+        value = r.take(raw, prefix, kind, _link)
     elif kind == "enable_qsr" and value is not True:
-        r.fail(path + ".enable_qsr", f"must be true, got {value!r}")
+        r.fail(path + ".enable_qsr", f"must be true, got {_shown(value)}")
     elif kind == "pause_qsr_until" and value is not None:
         value = r.take(raw, prefix, kind, _date)
     elif kind == "suspend":

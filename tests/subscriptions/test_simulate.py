@@ -444,7 +444,7 @@ def with_events(*events) -> dict:
         (scenario(QSR, annual_unit_price=100.0), 'annual_unit_price: must be a string like "'),
         (scenario(QSR, annual_unit_price="1.005"), "USD amounts have 2 decimals"),
         (scenario(QSR, annual_unit_price="-1.00"), "annual_unit_price: must be an amount from 0"),
-        (scenario(QSR, seats=2**31), "subscription.seats: must be at most 2147483647"),
+        (scenario(QSR, seats=1_000_001), "subscription.seats: must be at most 1,000,000, got"),
         (scenario(QSR, channel="partner"), "subscription.channel: must be one of direct, res"),
         (scenario(QSR, program="charity"), "subscription.program: must be one of null, educ"),
         (scenario(QSR, color="blue"), "subscription.color: unknown key"),

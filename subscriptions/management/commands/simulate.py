@@ -4,7 +4,9 @@ Runs a scenario (one subscription and a timeline of events) through the real ser
 and nightly steps, day by day, in a transaction that is rolled back, and prints the
 resulting ledger as JSON. The rules of the run (which nights, when events apply, what
 the ledger leaves out) are in `subscriptions/simulation.py`. A bad scenario, or an
-event a service refuses, exits with status 2 and one `path: problem` line per problem.
+event a service refuses, exits with status 2 and prints only `path: problem` lines on
+stderr, one per problem (the first 100); a problem of the file as a whole has the path
+``scenario``.
 
 A scenario::
 
@@ -27,6 +29,12 @@ Optional keys and their defaults: ``namespace_kind`` saas, ``channel`` direct,
 (a JSON number would go through a float). One event kind per event; events of one
 date apply in the order given. ``until`` is exclusive.
 
+Limits: a UTF-8 file of at most 4 MiB; dates in the years 1900 to 2200; ``until`` at
+most 1,830 nights after the term start; at most 10,000 events; seats and usage at most
+1,000,000 and the price at most 999,999.99, so the ledger's amounts always fit
+(`subscriptions/billing.py`, "Bounds"); NaN and Infinity are not numbers, a key given
+twice is refused, and the bug link may hold no control characters.
+
 The ledger::
 
     {"reconciliations": [{"quarter": 1, "date": "2026-04-01", "status": "processed",
@@ -43,18 +51,25 @@ The ledger::
 from __future__ import annotations
 
 import json
+import os
 import sys
+from typing import NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
 
 from subscriptions.simulation import (
+    MAX_SCENARIO_BYTES,
+    TOO_LARGE,
     ScenarioError,
     SimulationFailed,
+    decode_scenario,
     parse_scenario,
     run_scenario,
 )
 
 BAD_INPUT = 2
+# Enough to fix a scenario by; a file of thousands of bad events would bury the first.
+MAX_PROBLEMS_SHOWN = 100
 
 
 class Command(BaseCommand):
@@ -65,25 +80,38 @@ class Command(BaseCommand):
         parser.add_argument("scenario", help="Scenario JSON file, or - to read stdin.")
 
     def handle(self, *args, **options):
-        text = self._read(options["scenario"], options.get("stdin") or sys.stdin)
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"scenario: not valid JSON: {exc}", returncode=BAD_INPUT) from exc
-        try:
-            ledger = run_scenario(parse_scenario(data))
+            raw = self._read(options["scenario"], options.get("stdin") or sys.stdin)
+            ledger = run_scenario(parse_scenario(decode_scenario(raw)))
         except ScenarioError as exc:
-            raise CommandError("\n".join(exc.problems), returncode=BAD_INPUT) from exc
+            self._refuse(exc.problems)
         except SimulationFailed as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(ledger, indent=2))
 
-    def _read(self, name: str, stdin) -> str:
+    def _read(self, name: str, stdin) -> bytes:
+        """The scenario's bytes; never more than one byte past the size limit."""
         if name == "-":
-            return stdin.read()
+            # The bytes, so that decode_scenario reports a bad encoding by its position.
+            data = getattr(stdin, "buffer", stdin).read(MAX_SCENARIO_BYTES + 1)
+            # A text stream (call_command's stdin) holds no encoding mistakes to report.
+            return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         try:
-            with open(name, encoding="utf-8") as f:
-                return f.read()
+            with open(name, "rb") as f:
+                if os.fstat(f.fileno()).st_size > MAX_SCENARIO_BYTES:
+                    raise ScenarioError([TOO_LARGE])
+                return f.read(MAX_SCENARIO_BYTES + 1)
         except OSError as exc:
-            message = f"scenario: cannot read {name}: {exc.strerror}"
-            raise CommandError(message, returncode=BAD_INPUT) from exc
+            raise ScenarioError([f"scenario: cannot read {name}: {exc.strerror}"]) from exc
+
+    def _refuse(self, problems: list[str]) -> NoReturn:
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        if len(problems) > len(shown):
+            shown.append(f"scenario: {len(problems) - len(shown):,} more problems not shown")
+        if self._called_from_command_line:
+            # Only the `path: problem` lines: a CommandError would come out prefixed with
+            # its class name.
+            for line in shown:
+                self.stderr.write(line)
+            sys.exit(BAD_INPUT)
+        raise CommandError("\n".join(shown), returncode=BAD_INPUT)
