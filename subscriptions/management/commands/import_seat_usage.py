@@ -1,8 +1,10 @@
 """Import a daily seat usage CSV (SaaS or self-managed, told apart by the header).
 
-A file with any bad line imports nothing: every bad line goes to stderr and the command
-exits with status 2. A count above USAGE_MAX_BILLABLE_USERS is a bad line. `--dry-run`
-validates and counts without writing.
+A file with any bad line imports nothing: every bad line goes to stderr (the first
+PROBLEMS_LISTED, and how many more) and the command exits with status 2. A count above
+USAGE_MAX_BILLABLE_USERS is a bad line, and so is a byte that is not UTF-8 or a field over
+the csv field limit, each on its own line. The file is streamed: memory does not grow with
+its size. `--dry-run` validates and counts without writing.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ class Command(BaseCommand):
         except UsageImportError as error:
             for line, reason in error.problems:
                 self.stderr.write(f"{path.name}:{line}: {reason}")
-            count = len(error.problems)
+            count, more = error.count, error.count - len(error.problems)
+            if more:
+                self.stderr.write(
+                    f"{path.name}: {more} more bad line{'s' if more != 1 else ''} not listed"
+                )
             raise CommandError(
                 f"{path.name} was not imported: {count} bad line{'s' if count != 1 else ''}, "
                 "nothing was written.",
