@@ -13,9 +13,11 @@ from datetime import date
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.db.models import Max
 from django.utils import timezone
 
 from approvals.policy import SYSTEM
+from subscriptions.models import JobRun
 from subscriptions.services import fanout
 from subscriptions.services.nightly import (
     BATCHED_STEPS,
@@ -79,5 +81,7 @@ def nightly_watchdog_task() -> dict:
     """Mark runs whose process stopped `abandoned`, and start the night again."""
     abandoned = nightly_watchdog()
     if abandoned:
-        nightly_run_task.delay()
+        # Its night again (and, through the catch-up, any missed before it).
+        day = JobRun.objects.filter(pk__in=abandoned).aggregate(day=Max("run_date"))["day"]
+        nightly_run_task.delay(day.isoformat())
     return {"abandoned": abandoned}

@@ -1,65 +1,19 @@
 """End to end: a real Celery worker and beat, a real Redis broker (embedded unless
 CELERY_BROKER_URL names one) and the test PostgreSQL database."""
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from portal.celery import app as celery_app
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, JobRun, Reconciliation
 from subscriptions.tasks import nightly_run_task
-from tests.assertions import database_url
 from tests.factories import SubscriptionFactory
+from tests.processes import start, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def start(args: list[str], queue: str, tmp_path, **extra_env) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        # A private queue: a demo worker on the same broker never takes these tasks.
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        **extra_env,
-    }
-    log = open(tmp_path / f"{args[0]}.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", *args],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for(predicate, *, seconds: float, what: str, logs) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    output = "\n".join(p.read_text()[-3000:] for p in logs.glob("*.log"))
-    pytest.fail(f"timed out waiting for {what}; process output:\n{output}")
-
-
-def stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture
