@@ -82,8 +82,9 @@ def configure_environment(args: argparse.Namespace) -> str:
     # 100k notices must not be written as files, and DEBUG would keep every query.
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     os.environ["DEBUG"] = "0"
-    # Nothing here enqueues tasks; do not start the embedded Redis for nothing.
-    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    if not args.workers:
+        # In-process nights need no broker; do not start the embedded Redis for nothing.
+        os.environ.setdefault("CELERY_BROKER_URL", "memory://")
     return where
 
 
@@ -852,6 +853,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the main run's nights into FILE (slower)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        metavar="W",
+        help="run the nights on W real Celery workers over the configured broker "
+        "(CELERY_BROKER_URL, else the embedded Redis), a fresh book for each W given",
+    )
     args = parser.parse_args()
     if args.subscriptions < 1 or args.usage_days < 1:
         parser.error("--subscriptions and --usage-days must be at least 1")
@@ -881,6 +890,25 @@ def main() -> int:
 
     print(f"bench: {where}; migrating", file=sys.stderr)
     call_command("migrate", verbosity=0, interactive=False)
+
+    if args.workers:
+        import tempfile
+
+        import workers
+
+        log_dir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+        seed_book = functools.partial(
+            seed, n=args.subscriptions, usage_days=args.usage_days, r=r, bar_factory=bar_factory
+        )
+        runs = [
+            workers.run_book_on_workers(
+                n=args.subscriptions, workers=count, r=r, seed_book=seed_book, log_dir=log_dir
+            )
+            for count in args.workers
+        ]
+        print(f"\n{args.subscriptions:,} subscriptions, R = {r}; worker logs in {log_dir}")
+        workers.report(runs)
+        return 0 if all(n.status == "succeeded" for run in runs for n in run.nights) else 1
 
     checks = []
     if args.check_subscriptions:

@@ -29,8 +29,12 @@ class OutboxMessage(models.Model):
         "never writes a second message.",
     )
     kind = models.CharField(max_length=32, help_text="reconciliation_notice, approval, dispute")
-    subject = models.CharField(max_length=300)
-    body = models.TextField()
+    # Either the text itself, or the record it is about, whose text the kind's renderer
+    # (settings.OUTBOX_RENDERERS) writes when it is sent: a nightly batch records
+    # thousands of notices by reference, in one statement.
+    object_id = models.BigIntegerField(null=True, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
     from_email = models.CharField(max_length=254, blank=True)
     to = ArrayField(models.CharField(max_length=254))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -9,6 +9,10 @@ the others; one that keeps failing is given up after MAX_ATTEMPTS and shows as f
 the admin. A sender killed mid-way leaves its claimed messages to the next sender once
 the claim runs out (CLAIM_SECONDS): only the one message it was handing to the mail
 server when it died can go out twice.
+
+A message is recorded with its text (`outbox_add`), or by reference to the record it is
+about (`outbox_add_refs`, one statement for a whole nightly batch), its text then written
+when it is sent by the renderer its kind names in settings.OUTBOX_RENDERERS.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.utils.module_loading import import_string
 
 from outbox.models import OutboxMessage
 
@@ -70,6 +75,35 @@ def outbox_add(mails: Sequence[Mail]) -> int:
     return len(created)
 
 
+_ADD_REFS = """
+INSERT INTO {table} (key, kind, object_id, subject, body, from_email, "to", status,
+                     attempts, last_error, created_at)
+SELECT %(kind)s || ':' || v.id, %(kind)s, v.id, '', '', '', ARRAY[v.email], 'pending',
+       0, '', now()
+FROM unnest(%(ids)s::bigint[], %(emails)s::varchar[]) AS v(id, email)
+WHERE v.email <> ''
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+def outbox_add_refs(*, kind: str, refs: Sequence[tuple[int, str]]) -> int:
+    """Record one message of `kind` per (record id, address) in the caller's
+    transaction, keyed by kind and record (a record already there is left alone); its
+    text is rendered when it is sent. Returns how many were new."""
+    if not refs:
+        return 0
+    ids, emails = zip(*refs, strict=True)
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ADD_REFS.format(table=table),
+            {"kind": kind, "ids": list(ids), "emails": list(emails)},
+        )
+        created = cursor.rowcount
+    transaction.on_commit(_request_sending, robust=True)
+    return created
+
+
 def _request_sending() -> None:
     from outbox.tasks import outbox_send
 
@@ -88,7 +122,7 @@ WHERE m.id IN (
     LIMIT %(size)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING m.id, m.subject, m.body, m.from_email, m.to, m.attempts
+RETURNING m.id, m.subject, m.body, m.from_email, m.to, m.attempts, m.kind, m.object_id
 """
 
 
@@ -109,7 +143,14 @@ def outbox_send_due(*, limit: int | None = None) -> Counter:
             claimed = _claim(size)
             if not claimed:
                 break
-            for pk, subject, body, from_email, to, attempts in claimed:
+            texts = _render(claimed)
+            for pk, subject, body, from_email, to, attempts, kind, object_id in claimed:
+                if not subject:
+                    subject, body = texts.get((kind, object_id), ("", ""))
+                if not subject:
+                    missing = LookupError(f"nothing to send: {kind} {object_id} has no text")
+                    counts[_record_failure(pk, MAX_ATTEMPTS, missing)] += 1
+                    continue
                 message = EmailMessage(
                     subject=subject,
                     body=body,
@@ -127,6 +168,21 @@ def outbox_send_due(*, limit: int | None = None) -> Counter:
     finally:
         mail_connection.close()
     return counts
+
+
+def _render(claimed: list[tuple]) -> dict[tuple[str, int], tuple[str, str]]:
+    """The texts of the claimed messages recorded by reference, by (kind, record)."""
+    wanted: dict[str, list[int]] = {}
+    for _, subject, _, _, _, _, kind, object_id in claimed:
+        if not subject and object_id is not None:
+            wanted.setdefault(kind, []).append(object_id)
+    texts: dict[tuple[str, int], tuple[str, str]] = {}
+    for kind, ids in wanted.items():
+        renderer = settings.OUTBOX_RENDERERS.get(kind)
+        if renderer:
+            for object_id, text in import_string(renderer)(ids).items():
+                texts[kind, object_id] = text
+    return texts
 
 
 def _record_sent(pk: int) -> None:

@@ -190,6 +190,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 NIGHTLY_RUN_AT = time.fromisoformat(os.environ.get("NIGHTLY_RUN_AT", "02:00"))
 # NIGHTLY_RUN_EVERY_SECONDS replaces the daily time with an interval (demos, tests).
 NIGHTLY_RUN_EVERY_SECONDS = int(os.environ.get("NIGHTLY_RUN_EVERY_SECONDS", "0"))
+# Who writes the text of an email recorded by reference (outbox/services.py).
+OUTBOX_RENDERERS = {
+    "reconciliation_notice": "subscriptions.services.notices.reconciliation_notice_texts",
+}
 # The outbox sweep sends emails whose send request never reached a worker.
 OUTBOX_SWEEP_SECONDS = int(os.environ.get("OUTBOX_SWEEP_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {

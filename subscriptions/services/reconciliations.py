@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol
 from django.db import connection, transaction
 from django.db.models import Q
 
-from outbox.services import Mail, outbox_add
+from outbox.services import outbox_add_refs
 from subscriptions import billing
 from subscriptions.models import (
     Customer,
@@ -48,6 +48,7 @@ SAAS_NOTICE_DELAY = timedelta(days=0)
 SELF_MANAGED_NOTICE_DELAY = timedelta(days=6)
 INVOICE_DELAY = timedelta(days=7)
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
+NOTICE = "reconciliation_notice"  # the outbox kind of the customer's notice
 
 
 class QsrTerms(Protocol):
@@ -322,12 +323,8 @@ class _ScheduledRow(NamedTuple):
     payment_method: str
     program: str
     offline_license: bool
-    # What the notice says.
-    term_start: date
-    invoice_date: date
-    customer_name: str
+    # Where the notice goes.
     billing_email: str
-    namespace_name: str
 
 
 # The scheduled reconciliations of a batch with their subscription (both locked) and the
@@ -355,8 +352,7 @@ SELECT r.id, r.quarter,
               AND u.billable_users >= n.max_seats_used ORDER BY u.date DESC LIMIT 1),
            (SELECT max(u.billable_users) {_QUARTER_REPORTS})
        ),
-       {_QSR_TERMS},
-       r.term_start, r.invoice_date, c.name, c.billing_email, n.name
+       {_QSR_TERMS}, c.billing_email
 FROM {Reconciliation._meta.db_table} r
 JOIN {Subscription._meta.db_table} s ON s.id = r.subscription_id
 JOIN {Namespace._meta.db_table} n ON n.id = s.namespace_id
@@ -383,7 +379,7 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             recons = list(map(_ScheduledRow._make, cursor.fetchall()))
         if not recons:
             return counts
-        pks, statuses, reasons, pricing, notified, mails = [], [], [], [], [], []
+        pks, statuses, reasons, pricing, notified, notices = [], [], [], [], [], []
         for recon in recons:
             pks.append(recon.pk)
             # Suspension counts on the reconciliation date only (checked when created):
@@ -418,7 +414,7 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
             )  # fmt: skip
             notified.append(pending)
             if pending:
-                mails.append(_notice(recon, result))
+                notices.append((recon.pk, recon.billing_email))
             counts["notified" if pending else "processed:no_overage"] += 1
         update_with_history(
             Reconciliation,
@@ -436,29 +432,10 @@ def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
         )
         # The notices go out through the outbox, written in this transaction: a
         # rolled-back batch (or a dry run) mails nobody, a committed one everybody.
-        outbox_add(mails)
+        # One statement for the batch; the text is written when a notice is sent
+        # (subscriptions/services/notices.py).
+        outbox_add_refs(kind=NOTICE, refs=notices)
     return counts
-
-
-def _notice(recon: _ScheduledRow, result: billing.QsrResult) -> Mail:
-    amount = billing.format_money(result.amount, recon.currency)
-    body = (
-        f"Hello {recon.customer_name},\n\n"
-        f"Your subscription for {recon.namespace_name} used up to {result.max_seats_used} "
-        f"seats in quarter {recon.quarter} of the term that started {recon.term_start}, "
-        f"{result.overage} more than the {result.paid_seats} seats paid for.\n"
-        f"As agreed in the quarterly reconciliation terms, we will invoice {amount} "
-        f"({result.overage} seats for the {result.remaining_quarters} remaining "
-        f"quarter(s) of the term) on {recon.invoice_date}.\n\n"
-        "If this looks wrong, reply to this email before the invoice date.\n"
-    )
-    return Mail(
-        key=f"qsr-notice:{recon.pk}",
-        kind="reconciliation_notice",
-        subject=f"Quarterly seat reconciliation: {amount} due on {recon.invoice_date}",
-        body=body,
-        to=[recon.billing_email],
-    )
 
 
 def _invoice_due_ids(run_date: date, only: Only) -> list[int]:
