@@ -78,3 +78,21 @@ def test_pages_need_a_login(client):
     response = client.get("/", follow=True)
     assert response.redirect_chain[-1][0].startswith("/admin/login/")
     assert client.get("/admin/subscriptions/subscription/").status_code == 302
+
+
+def test_every_task_has_a_time_limit_below_the_brokers_visibility_timeout():
+    """README "Workers": a task still running is never handed to a second worker."""
+    from django.conf import settings
+
+    from portal.celery import app
+
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert {"subscriptions.tasks.nightly_run_task", "outbox.tasks.outbox_send"} <= set(ours)
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    for name, task in ours.items():
+        limit = task.time_limit or app.conf.task_time_limit
+        assert limit, f"{name} has no time limit"
+        assert limit < visibility, f"{name}: {limit} s is not below {visibility} s"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1
