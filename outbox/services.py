@@ -18,7 +18,7 @@ when it is sent by the renderer its kind names in settings.OUTBOX_RENDERERS.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -104,10 +104,14 @@ def outbox_add_refs(*, kind: str, refs: Sequence[tuple[int, str]]) -> int:
     return created
 
 
-def _request_sending() -> None:
-    from outbox.tasks import outbox_send
+# How to ask a worker to send: the outbox task's `delay`, set when the app is ready
+# (apps.py), so that this module does not import the task module that imports it.
+hand_over: Callable[[], object] | None = None
 
-    outbox_send.delay()
+
+def _request_sending() -> None:
+    if hand_over is not None:
+        hand_over()
 
 
 _CLAIM = """

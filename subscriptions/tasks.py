@@ -8,11 +8,12 @@ task still running is never handed to a second worker.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -26,6 +27,8 @@ from subscriptions.services.nightly import (
     nightly_run,
     nightly_watchdog,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _help(job_id: int, step: str) -> None:
@@ -85,3 +88,10 @@ def nightly_watchdog_task() -> dict:
         day = JobRun.objects.filter(pk__in=abandoned).aggregate(day=Max("run_date"))["day"]
         nightly_run_task.delay(day.isoformat())
     return {"abandoned": abandoned}
+
+
+def nightly_run_request(*, run_date: date, actor) -> None:
+    """Ask a worker for the nightly run of `run_date`, once the caller's transaction
+    commits (a request made in a transaction that rolls back is never sent)."""
+    logger.info("nightly run for %s requested by %s", run_date, actor)
+    transaction.on_commit(lambda: nightly_run_task.delay(run_date.isoformat()))

@@ -349,12 +349,3 @@ def _run(
     return NightlyResult(
         run_date=run_date, dry_run=False, counts=counts, errors=errors, job_run_id=job.pk
     )
-
-
-def nightly_run_request(*, run_date: date, actor: Actor) -> None:
-    """Ask a worker for the nightly run of `run_date`, once the caller's transaction
-    commits (a request made in a transaction that rolls back is never sent)."""
-    from subscriptions.tasks import nightly_run_task
-
-    logger.info("nightly run for %s requested by %s", run_date, actor)
-    transaction.on_commit(lambda: nightly_run_task.delay(run_date.isoformat()))

@@ -25,8 +25,8 @@ from subscriptions.services.nightly import (
     NIGHTLY_LOCK_KEY,
     NightlyAlreadyRunning,
     nightly_run,
-    nightly_run_request,
 )
+from subscriptions.tasks import nightly_run_request
 from tests.factories import (
     SeatUsageReportFactory,
     SelfManagedNamespaceFactory,
