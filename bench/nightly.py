@@ -82,9 +82,12 @@ def configure_environment(args: argparse.Namespace) -> str:
     # 100k notices must not be written as files, and DEBUG would keep every query.
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     os.environ["DEBUG"] = "0"
-    if not args.workers:
+    if not getattr(args, "workers", None):
         # In-process nights need no broker; do not start the embedded Redis for nothing.
         os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    from portal import embedded
+
+    embedded.start_needed()  # what the environment names no server for
     return where
 
 

@@ -29,10 +29,8 @@ def manage(*args: str) -> None:
 def main() -> int:
     os.chdir(embedded.BASE_DIR)
     env = dict(os.environ)
-    if not env.get("DATABASE_URL"):
-        embedded.postgres_socket_dir()
-    if not env.get("CELERY_BROKER_URL"):
-        env["CELERY_BROKER_URL"] = embedded.redis_url()
+    embedded.start_needed(env)
+    os.environ["CELERY_BROKER_URL"] = env["CELERY_BROKER_URL"]
 
     manage("migrate", "--noinput")
     manage("seed_demo")

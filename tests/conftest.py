@@ -1,12 +1,5 @@
 import pytest
 
-from portal import embedded
-
-
-def pytest_sessionfinish(session, exitstatus):
-    # Leave no embedded server behind that this test run started itself.
-    embedded.stop_started()
-
 
 @pytest.fixture
 def user_with_role(db):

@@ -96,3 +96,30 @@ def test_every_task_has_a_time_limit_below_the_brokers_visibility_timeout():
         assert limit < visibility, f"{name}: {limit} s is not below {visibility} s"
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+@pytest.mark.parametrize("module", ["portal.settings.dev", "portal.settings.test"])
+def test_importing_dev_or_test_settings_starts_no_server(module, tmp_path):
+    """The settings read where the servers are; only commands start them."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env = {**clean, "PORTAL_VAR_DIR": str(tmp_path / "var")}
+    code = f"import importlib; importlib.import_module({module!r}); print('imported')"
+
+    without = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert without.returncode != 0
+    assert "the embedded PostgreSQL is not running" in without.stderr
+
+    named = {**env, "DATABASE_URL": "postgres://portal@db.example.com:5432/portal"}
+    with_url = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=named,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert with_url.stdout.strip() == "imported", with_url.stderr
+    assert not (tmp_path / "var").exists()  # no PostgreSQL, no Redis started

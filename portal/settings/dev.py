@@ -1,5 +1,5 @@
-"""Local development and the demo: embedded PostgreSQL / Redis unless the environment
-names real servers."""
+"""Local development and the demo: the embedded PostgreSQL / Redis unless the environment
+names real servers. Importing this starts nothing: the commands start the servers."""
 
 import os
 
@@ -12,6 +12,7 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-not-secret-" + "x" * 40
 
 DATABASES = {"default": database_from_env() or embedded.database_settings()}
+# Where the servers are; nothing is started here (see portal/embedded.py).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.redis_url()
 
 # Emails land as files in var/mail so the demo never talks to an SMTP server.

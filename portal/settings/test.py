@@ -11,6 +11,7 @@ DEBUG = False
 SECRET_KEY = "test-only-not-secret-" + "x" * 40
 
 DATABASES = {"default": database_from_env() or embedded.database_settings()}
+# Where the servers are; nothing is started here (see portal/embedded.py).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.redis_url()
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
