@@ -26,6 +26,7 @@ from subscriptions.services.nightly import (
     NightlyAlreadyRunning,
     nightly_run,
 )
+from subscriptions.services.reconciliations import invoice as invoice_step
 from subscriptions.tasks import nightly_run_request
 from tests.factories import (
     SeatUsageReportFactory,
@@ -309,7 +310,7 @@ def test_the_job_run_records_counts_dates_and_errors(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("ledger unavailable")
 
-    monkeypatch.setattr(recon_services, "invoices_write", broken)
+    monkeypatch.setattr(invoice_step, "invoices_write", broken)
     result = nightly_run(run_date=INVOICE_DAY)
     job = JobRun.objects.get(pk=result.job_run_id)
     assert (job.run_date, job.status) == (INVOICE_DAY, "failed")
@@ -342,7 +343,7 @@ def test_a_run_killed_mid_batch_then_rerun_ends_with_the_uninterrupted_totals(mo
         for _ in subs
     )  # fmt: skip
 
-    real_write = recon_services.invoices_write
+    real_write = invoice_step.invoices_write
     calls = {"n": 0}
 
     def dies_in_second_batch(**kwargs):
@@ -351,12 +352,12 @@ def test_a_run_killed_mid_batch_then_rerun_ends_with_the_uninterrupted_totals(mo
             raise SystemExit("worker killed")  # not an Exception: nothing catches it
         return real_write(**kwargs)
 
-    monkeypatch.setattr(recon_services, "invoices_write", dies_in_second_batch)
+    monkeypatch.setattr(invoice_step, "invoices_write", dies_in_second_batch)
     with pytest.raises(SystemExit):
         nightly_run(run_date=INVOICE_DAY)
     # The first batch committed, the second rolled back whole.
     assert InvoiceLine.objects.filter(kind="qsr_overage").count() == 3
-    monkeypatch.setattr(recon_services, "invoices_write", real_write)
+    monkeypatch.setattr(invoice_step, "invoices_write", real_write)
 
     nightly_run(run_date=INVOICE_DAY)
     lines = InvoiceLine.objects.filter(kind="qsr_overage")

@@ -149,7 +149,7 @@ def test_a_license_day_across_files_follows_the_instance_rules(resent, kept):
 
 
 def test_instances_of_one_day_are_folded_even_across_batches(monkeypatch):
-    monkeypatch.setattr(usage, "BATCH_SIZE", 2)
+    monkeypatch.setattr(usage.common, "BATCH_SIZE", 2)
     SelfManagedNamespaceFactory(name="a.test", license_key="LIC-A")
     SelfManagedNamespaceFactory(name="b.test", license_key="LIC-B")
     day = days_ago(1)
@@ -421,7 +421,7 @@ def test_dry_run_counts_what_would_happen_and_writes_nothing():
 
 
 def test_a_failure_midway_leaves_nothing_behind(monkeypatch):
-    monkeypatch.setattr(usage, "BATCH_SIZE", 2)
+    monkeypatch.setattr(usage.common, "BATCH_SIZE", 2)
     namespaces = [NamespaceFactory() for _ in range(3)]
     day = days_ago(1)
     rows = [UsageRow(ns.id, day, 5) for ns in namespaces[:2]]
@@ -506,7 +506,7 @@ def test_a_byte_that_is_not_utf8_is_reported_on_its_line(line, total, newline):
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 64])
 def test_the_line_of_a_bad_byte_does_not_depend_on_how_the_file_is_read(monkeypatch, chunk_size):
-    monkeypatch.setattr(usage, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(usage.lines, "CHUNK_SIZE", chunk_size)
     NamespaceFactory(name="alpha")
     NamespaceFactory(name="café")  # UTF-8 split across reads is still good text
     day = days_ago(1)
@@ -617,7 +617,7 @@ def test_line_endings_are_counted_as_lines_whatever_the_reads(monkeypatch):
     day = days_ago(1)
     lines = [SAAS_HEADER, f"alpha,{day},1", f"nobody,{day},2", f"alpha,{days_ago(2)},-3"]
     for chunk_size in (1, 2, 5, 1 << 16):
-        monkeypatch.setattr(usage, "CHUNK_SIZE", chunk_size)
+        monkeypatch.setattr(usage.lines, "CHUNK_SIZE", chunk_size)
         for ending in ("\n", "\r\n", "\r"):
             data = ending.join(lines).encode() + ending.encode()
 
@@ -628,13 +628,13 @@ def test_line_endings_are_counted_as_lines_whatever_the_reads(monkeypatch):
 
 
 def test_a_line_too_long_ends_where_its_line_ends_whatever_the_reads(monkeypatch):
-    monkeypatch.setattr(usage, "LINE_MAX_LENGTH", 40)
+    monkeypatch.setattr(usage.lines, "LINE_MAX_LENGTH", 40)
     NamespaceFactory(name="alpha")
     day = days_ago(1)
     lines = [SAAS_HEADER, f"alpha,{day},1", "x" * 60, f"nobody,{day},2"]
     # 37 and 55 end a read on the "\r" of the long line (with "\r\n" and "\r").
     for chunk_size in (1, 3, 16, 37, 41, 55, 1 << 16):
-        monkeypatch.setattr(usage, "CHUNK_SIZE", chunk_size)
+        monkeypatch.setattr(usage.lines, "CHUNK_SIZE", chunk_size)
         for ending in ("\n", "\r\n", "\r"):
             data = ending.join(lines).encode() + ending.encode()
 
@@ -645,7 +645,7 @@ def test_a_line_too_long_ends_where_its_line_ends_whatever_the_reads(monkeypatch
 
 
 def test_a_file_with_many_bad_lines_lists_the_first_ones_and_counts_them_all(monkeypatch):
-    monkeypatch.setattr(usage, "PROBLEMS_LISTED", 2)
+    monkeypatch.setattr(usage.parse, "PROBLEMS_LISTED", 2)
     lines = [f"nobody,{days_ago(n)},1" for n in range(1, 6)]
 
     with pytest.raises(UsageImportError) as caught:
@@ -726,7 +726,7 @@ def test_staged_rows_are_imported_once():
 
 
 def test_staged_rows_are_written_in_batches_that_never_split_a_day(monkeypatch):
-    monkeypatch.setattr(usage, "BATCH_SIZE", 1)
+    monkeypatch.setattr(usage.common, "BATCH_SIZE", 1)
     SelfManagedNamespaceFactory(name="a.test", license_key="LIC-A")
     SelfManagedNamespaceFactory(name="b.test", license_key="LIC-B")
     day = days_ago(1)
@@ -876,7 +876,7 @@ def test_command_names_the_line_of_a_bad_byte_and_writes_nothing(tmp_path):
 
 
 def test_command_says_how_many_bad_lines_were_not_listed(tmp_path, monkeypatch):
-    monkeypatch.setattr(usage, "PROBLEMS_LISTED", 1)
+    monkeypatch.setattr(usage.parse, "PROBLEMS_LISTED", 1)
     path = write(tmp_path, SAAS_HEADER, *(f"nobody,{days_ago(n)},1" for n in range(1, 4)))
     err = io.StringIO()
 
