@@ -437,17 +437,6 @@ def instrumented(meter: QueryMeter, night: NightFigures, batch_size: int) -> Ite
         else:
             print(f"bench: {module.__name__}.{name} not found; step {step} is not timed")
 
-    if hasattr(recon, "_send"):
-        send = recon._send
-
-        def timed_send(messages):
-            started = time.perf_counter()
-            try:
-                return send(messages)
-            finally:
-                night.email_seconds += time.perf_counter() - started
-
-        patch(recon, "_send", timed_send)
     chunks = batches.chunks
 
     def sized_chunks(ids, size=None):

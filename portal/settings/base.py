@@ -223,7 +223,7 @@ APPROVAL_FINANCE_THRESHOLD = {
     "JPY": Decimal("1500000"),
 }
 
-# Usage import (subscriptions/services/usage.py): a line counting more billable users (or
+# Usage import (subscriptions/services/usage/): a line counting more billable users (or
 # max historical users) than this is a bad line and the file is rejected. At most
 # subscriptions.billing.MAX_SEATS, which the system check holds it to: larger counts,
 # priced, could overflow the ledger's money columns.
