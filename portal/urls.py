@@ -3,6 +3,8 @@ from django.http import HttpResponse
 from django.urls import path
 from django.views.generic import RedirectView
 
+from portal.admin_safety import guard_site
+
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
@@ -11,6 +13,9 @@ def healthz(request):
 admin.site.site_header = "Billing operations portal"
 admin.site.site_title = "Billing operations"
 admin.site.index_title = "Subscriptions, reconciliations and approvals"
+# The portal's admins guard themselves; this gives the ones other apps registered (auth,
+# axes, the outbox) the same answers to hostile URLs.
+guard_site(admin.site)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

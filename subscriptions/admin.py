@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
@@ -30,6 +30,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from approvals import policy
 from approvals.admin_actions import CUSTOMER_ACTIONS, RECONCILIATION_ACTIONS, SUBSCRIPTION_ACTIONS
 from portal.admin_actions import ObjectActionsMixin
+from portal.admin_safety import UrlGuardMixin
 from subscriptions.billing import format_money
 from subscriptions.models import (
     Customer,
@@ -51,9 +52,10 @@ def money(amount: Decimal | None, currency: str) -> str:
     return "—" if amount is None else format_money(amount, currency)
 
 
-class PortalAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
+class PortalAdmin(UrlGuardMixin, ObjectActionsMixin, SimpleHistoryAdmin):
     """Base of every portal admin: lists narrowed to the accounts the user may see,
-    history view, service-backed action buttons, no bulk delete, no revert."""
+    history view, service-backed action buttons, no bulk delete, no revert, and hostile
+    URL values answered as the admin answers bad input (`portal.admin_safety`)."""
 
     list_per_page = 50
     # The path from the model to its customer, for the policy's account filter.
@@ -82,7 +84,8 @@ class PortalAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
     def history_view(self, request, object_id, extra_context=None):
         # simple-history falls back to the last historical row of a record it cannot
         # find in the queryset; a record outside the user's accounts is not found at all.
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+        # It also looks the id up unchecked: "abc" would be a server error, not a 404.
+        if self.get_object(request, unquote(object_id)) is None:
             raise Http404
         return super().history_view(request, object_id, extra_context)
 
@@ -94,8 +97,13 @@ class PortalAdmin(ObjectActionsMixin, SimpleHistoryAdmin):
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("Old versions can be viewed, not restored.")
-        if not self.get_queryset(request).filter(pk=unquote(object_id)).exists():
+        if self.get_object(request, unquote(object_id)) is None:
             raise Http404
+        try:
+            history = getattr(self.model, self.model._meta.simple_history_manager_attribute)
+            history.model._meta.pk.to_python(version_id)
+        except ValidationError:
+            raise Http404 from None
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def save_model(self, request, obj, form, change) -> None:
@@ -497,11 +505,12 @@ class InvoiceLineAdmin(InvoiceLineColumns, LedgerAdmin):
 
 
 @admin.register(QsrDisabledForBug)
-class QsrDisabledForBugAdmin(ViewOnly, admin.ModelAdmin):
+class QsrDisabledForBugAdmin(UrlGuardMixin, ViewOnly, admin.ModelAdmin):
     """Every subscription whose QSR support disabled for a bug, with the links, who and
     when; it leaves the list when someone re-enables QSR on the subscription's page."""
 
     list_display = ("subscription", "customer", "bug", "ticket", "qsr_changed_by", "qsr_changed_at")
+    formfield_overrides = PortalAdmin.formfield_overrides
     list_select_related = ("customer", "namespace", "qsr_changed_by")
     search_fields = ("customer__name", "namespace__name", "qsr_bug_url", "qsr_ticket_url")
     ordering = ("-qsr_changed_at",)

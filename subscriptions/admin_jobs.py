@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from portal.admin_safety import UrlGuardMixin
 from subscriptions.admin import ViewOnly
 from subscriptions.models import JobRun
 
 
 @admin.register(JobRun)
-class JobRunAdmin(ViewOnly, admin.ModelAdmin):
+class JobRunAdmin(UrlGuardMixin, ViewOnly, admin.ModelAdmin):
     list_display = ("run_date", "status", "trigger", "started_at", "finished_at", "step",
                     "progress_done", "error_count")  # fmt: skip
     list_filter = ("status", "trigger")
