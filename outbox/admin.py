@@ -9,10 +9,11 @@ from django.http import HttpRequest
 
 from outbox.models import OutboxMessage
 from outbox.services import outbox_retry
+from portal.admin_safety import UrlGuardMixin
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(UrlGuardMixin, admin.ModelAdmin):
     list_display = ("created_at", "kind", "subject", "recipients", "status", "attempts", "sent_at")
     list_filter = ("status", "kind")
     search_fields = ("subject", "key")

@@ -19,3 +19,15 @@ def lockout_response(
     return render(
         request, "registration/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE
     )
+
+
+@admin.action(description="Clean up expired attempts")
+def clean_expired_attempts(modeladmin, request: HttpRequest, queryset) -> None:
+    """django-axes' own action reads the attempt time its login handler puts on the
+    request, which an admin action's request never has (a 500): set it to now."""
+    from axes.handlers.database import AxesDatabaseHandler
+    from django.utils import timezone
+
+    request.axes_attempt_time = timezone.now()  # type: ignore[attr-defined]
+    count = AxesDatabaseHandler().clean_expired_user_attempts(request=request)
+    modeladmin.message_user(request, f"Cleaned up {count} expired access attempts.")

@@ -1,9 +1,11 @@
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import path
 from django.views.generic import RedirectView
 
 from portal.admin_safety import guard_site
+from portal.lockout import clean_expired_attempts
 
 
 def healthz(request):
@@ -16,6 +18,8 @@ admin.site.index_title = "Subscriptions, reconciliations and approvals"
 # The portal's admins guard themselves; this gives the ones other apps registered (auth,
 # axes, the outbox) the same answers to hostile URLs.
 guard_site(admin.site)
+if AccessAttempt in admin.site._registry:
+    admin.site._registry[AccessAttempt].actions = [clean_expired_attempts]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

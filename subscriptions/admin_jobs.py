@@ -13,11 +13,12 @@ from subscriptions.models import JobRun
 @admin.register(JobRun)
 class JobRunAdmin(UrlGuardMixin, ViewOnly, admin.ModelAdmin):
     list_display = ("run_date", "status", "trigger", "started_at", "finished_at", "step",
-                    "progress_done", "error_count")  # fmt: skip
+                    "progress_done", "heartbeat_at", "error_count")  # fmt: skip
     list_filter = ("status", "trigger")
     date_hierarchy = "run_date"
-    readonly_fields = ("run_date", "status", "trigger", "started_at", "finished_at", "step",
-                       "progress_done", "counts_table", "errors_table")  # fmt: skip
+    readonly_fields = ("run_date", "status", "abandoned_reason", "trigger", "started_at",
+                       "finished_at", "heartbeat_at", "step", "progress_done", "counts_table",
+                       "errors_table")  # fmt: skip
     fields = readonly_fields
 
     @admin.display(description="errors")

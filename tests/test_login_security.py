@@ -125,6 +125,27 @@ def test_superusers_see_the_lockouts_in_the_admin(client, staff, admin_client):
     assert "lee" in page.content.decode()
 
 
+def test_a_superuser_cleans_up_expired_lockouts_from_the_admin(client, staff, admin_client):
+    fail(client, 5)
+    fail(client, 2, username="kim", address="10.0.0.2")
+    AccessAttempt.objects.filter(username="lee").update(
+        attempt_time=F("attempt_time") - timedelta(hours=2)
+    )
+
+    page = admin_client.post(
+        admin_url(AccessAttempt),
+        {
+            "action": "clean_expired_attempts",
+            "_selected_action": [AccessAttempt.objects.first().pk],
+        },
+        follow=True,
+    )
+
+    assert page.status_code == 200
+    assert "Cleaned up 1 expired access attempts." in page.content.decode()
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["kim"]
+
+
 # --- Sessions and cookies -------------------------------------------------------------
 
 

@@ -147,3 +147,15 @@ def test_the_watchdog_leaves_a_run_that_holds_the_lock_alone():
         assert alive.status == "running"
     # The process holding it is gone (its connection closed): now it is dead.
     assert nightly_watchdog() == [alive.pk]
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_an_abandoned_run_and_why(admin_client):
+    dead = JobRun.objects.create(run_date=Q1_END, trigger="beat", step="renewal")
+    nightly_watchdog()
+
+    listing = admin_client.get("/admin/subscriptions/jobrun/?status=abandoned").content.decode()
+    page = admin_client.get(f"/admin/subscriptions/jobrun/{dead.pk}/change/").content.decode()
+
+    assert "Abandoned (its process stopped)" in listing
+    assert "its process stopped during renewal: no sign of life since" in page
