@@ -12,9 +12,9 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 
-from approvals import policy
 from approvals.admin_actions import DISPUTE_ACTIONS, REQUEST_ACTIONS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
+from portal import policy
 from subscriptions.admin import LedgerAdmin, PortalAdmin, SubscriptionColumns, ViewOnly, money
 
 Status = ApprovalRequest.Status

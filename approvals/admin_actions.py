@@ -10,13 +10,14 @@ from django.core.validators import URLValidator
 from django.forms.models import fields_for_model
 from django.utils import timezone
 
-from approvals import policy, services
+from approvals import services
 from approvals.models import ApprovalRequest, Dispute
-from approvals.roles import SALES
 from approvals.services.execution import reset_value_check
+from portal import policy
 from portal.admin_actions import ObjectAction
+from portal.errors import DomainError
+from portal.roles import SALES
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription
 from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.lifecycle import (

@@ -12,7 +12,7 @@ from django.db.models import F
 
 from approvals import services
 from approvals.models import ApprovalRequest
-from subscriptions.errors import DomainError
+from portal.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription
 
 TICKET = "https://tickets.example.com/demo/{}"
@@ -141,7 +141,7 @@ def seed_workflows(*, users: dict, today: date) -> Counter:
 
 def _approve(request: ApprovalRequest, approver) -> ApprovalRequest:
     request.refresh_from_db()
-    from approvals import policy
+    from portal import policy
 
     if not policy.may(approver, policy.Action.DECIDE, request):
         raise DomainError("not this approver's slot")

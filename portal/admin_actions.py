@@ -20,8 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from approvals import policy
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
 
 
 class NoInput(forms.Form):

@@ -27,8 +27,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from approvals import policy
 from approvals.admin_actions import CUSTOMER_ACTIONS, RECONCILIATION_ACTIONS, SUBSCRIPTION_ACTIONS
+from portal import policy
 from portal.admin_actions import ObjectActionsMixin
 from portal.admin_safety import UrlGuardMixin
 from subscriptions.billing import format_money

@@ -17,7 +17,7 @@ from django.db import OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from approvals.policy import SYSTEM
+from portal.policy import SYSTEM
 from subscriptions.models import JobRun
 from subscriptions.services import fanout
 from subscriptions.services.nightly import (

@@ -23,8 +23,8 @@ from django.urls.resolvers import RoutePattern
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from approvals import policy
 from approvals.models import ApprovalRequest, Dispute
+from portal import policy
 from subscriptions.models import Invoice, JobRun, Subscription
 from tests.assertions import admin_url
 from tests.factories import (

@@ -13,10 +13,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import policy
 from approvals.models import ApprovalDecision, ApprovalRequest
 from approvals.services.notifications import notify_on_commit
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
 from subscriptions.models import Suspension
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.subscriptions import subscription_qsr_pause, suspension_schedule

@@ -11,10 +11,10 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import policy
 from approvals.models import Dispute
 from approvals.services.notifications import notify_on_commit
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
 from subscriptions.models import Reconciliation
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.subscriptions import check_url

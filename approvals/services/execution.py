@@ -7,12 +7,12 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import policy
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import lock, move
 from approvals.services.notifications import notify_on_commit
+from portal import policy
+from portal.errors import DomainError
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write

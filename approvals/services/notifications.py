@@ -18,9 +18,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 
-from approvals import policy
-from approvals.roles import DEAL_DESK, SUPPORT
 from outbox.services import Mail, outbox_add
+from portal import policy
+from portal.roles import DEAL_DESK, SUPPORT
 from subscriptions import billing
 
 EVENTS = ("needs_approval", "decided", "executed", "dispute_routed")

@@ -15,11 +15,11 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import policy
 from approvals.models import ApprovalRequest
 from approvals.services.notifications import notify_on_commit
+from portal import policy
+from portal.errors import DomainError
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription, qsr_ineligibility
 from subscriptions.services.subscriptions import check_url
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from guardian.shortcuts import assign_perm
 from simple_history.utils import bulk_create_with_history
 
-from approvals.policy import OWN_CUSTOMER
+from portal.policy import OWN_CUSTOMER
 from subscriptions import billing
 from subscriptions.demo_data.accounts import (
     CURRENCY_FOR_SUFFIX,

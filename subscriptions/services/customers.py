@@ -10,9 +10,9 @@ from __future__ import annotations
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
-from approvals import policy
-from approvals.roles import SALES
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
+from portal.roles import SALES
 from subscriptions.models import Customer
 from subscriptions.services.history import save_with_reason
 

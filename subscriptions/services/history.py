@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from django.db import connection
 from django.db.models import Model
 
-from approvals.policy import SystemActor
+from portal.policy import SystemActor
 from subscriptions.services.sql import pg_array
 
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column

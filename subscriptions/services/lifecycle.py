@@ -27,9 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from approvals import policy
+from portal import policy
+from portal.errors import DomainError
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import Reconciliation, Subscription, Suspension, qsr_ineligibility
 from subscriptions.services.history import REASON_MAX_LENGTH, save_with_reason
 from subscriptions.services.reconciliations import skip_reason

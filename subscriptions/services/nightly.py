@@ -41,8 +41,8 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from approvals.policy import SYSTEM, Actor
 from approvals.services import approval_requests_expire
+from portal.policy import SYSTEM, Actor
 from subscriptions.models import JobRun
 from subscriptions.services import fanout, renewals, suspensions
 from subscriptions.services import reconciliations as recon

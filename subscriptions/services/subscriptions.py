@@ -6,7 +6,7 @@ saves only the fields it changes with who and why for the history, and returns t
 saved subscription (the caller's instance is left as it was). Repeating a change that
 is already in place is a no-op and writes no history row.
 
-Who may call them is decided by `approvals.policy`: disabling QSR for a bug and
+Who may call them is decided by `portal.policy`: disabling QSR for a bug and
 re-enabling it check the actor's role here, always (the portal's own jobs and tools act
 as a `policy.SystemActor`; no actor at all is refused); a pause is applied by an approved
 request (`approvals.services`), which checked its requester and approvers. Amending and
@@ -22,9 +22,9 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import policy
+from portal import policy
+from portal.errors import DomainError
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import Subscription, Suspension
 
 from .history import history_user, save_with_reason

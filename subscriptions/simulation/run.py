@@ -12,9 +12,9 @@ from decimal import Context, Decimal, Inexact
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 
-from approvals.policy import SystemActor
+from portal.errors import DomainError
+from portal.policy import SystemActor
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import (
     Customer,
     Invoice,

@@ -22,7 +22,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
-from approvals.policy import SYSTEM
+from portal.policy import SYSTEM
 from subscriptions import billing
 from subscriptions.models import (
     Customer,

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
-from approvals.policy import SYSTEM
+from portal.policy import SYSTEM
 from subscriptions.models import (
     Customer,
     Invoice,

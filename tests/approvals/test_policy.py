@@ -1,4 +1,4 @@
-"""Who may do what (approvals/policy.py), checked through the services that obey it
+"""Who may do what (portal/policy.py), checked through the services that obey it
 (DOMAIN.md "Who uses the portal"): an allowed action succeeds, a refused one raises
 `NotAllowed` and leaves every record, history row and email as it was. Sales managers
 see only the accounts they own; the approval slots a request needs follow the seat,
@@ -22,9 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from approvals import policy
 from approvals.models import ApprovalRequest, Dispute
-from approvals.policy import Action, NotAllowed
 from approvals.services import (
     approval_approve,
     approval_cancel,
@@ -38,8 +36,10 @@ from approvals.services import (
     dispute_record,
     dispute_resolve,
 )
+from portal import policy
+from portal.errors import DomainError
+from portal.policy import Action, NotAllowed
 from subscriptions import billing
-from subscriptions.errors import DomainError
 from subscriptions.models import Customer, Invoice, Namespace, Reconciliation, Subscription
 from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.lifecycle import subscription_amend, subscription_cancel

@@ -15,7 +15,6 @@ from django.db import connection
 from django.utils import timezone
 
 from approvals.models import ApprovalDecision, ApprovalRequest
-from approvals.roles import ROLES
 from approvals.services import (
     approval_approve,
     approval_cancel,
@@ -23,7 +22,8 @@ from approvals.services import (
     approval_request_pause,
     approval_request_refund,
 )
-from subscriptions.errors import DomainError
+from portal.errors import DomainError
+from portal.roles import ROLES
 from subscriptions.models import Invoice, InvoiceLine, Reconciliation, Subscription
 from tests.approvals.test_policy import TICKET, WHY, account, processed_q1
 from tests.factories import UserFactory

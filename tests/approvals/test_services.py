@@ -16,9 +16,7 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import policy
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
-from approvals.policy import SYSTEM, Action, NotAllowed
 from approvals.services import (
     approval_approve,
     approval_cancel,
@@ -34,7 +32,9 @@ from approvals.services import (
     dispute_resolve,
 )
 from outbox.services import outbox_send_due
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
+from portal.policy import SYSTEM, Action, NotAllowed
 from subscriptions.models import (
     Customer,
     Invoice,

@@ -11,7 +11,7 @@ import pytest
 from django.contrib import admin
 from django.utils import timezone
 
-from approvals import policy
+from portal import policy
 from subscriptions import billing
 from subscriptions.models import (
     Customer,
@@ -470,7 +470,7 @@ def test_finance_can_look_but_not_add(client, user_with_role, model):
 
 @pytest.mark.django_db
 def test_every_role_can_read_the_job_runs_but_not_change_them(client, user_with_role):
-    from approvals.roles import ROLES
+    from portal.roles import ROLES
     from subscriptions.models import JobRun
 
     run = JobRun.objects.create(run_date="2026-04-01", counts={"renewal": {"renewed": 2}})

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from approvals.policy import SYSTEM
+from portal.policy import SYSTEM
 from subscriptions.models import InvoiceLine, JobRun, Namespace, NightBatch, Reconciliation
 from subscriptions.services import batches, fanout
 from subscriptions.services.nightly import (

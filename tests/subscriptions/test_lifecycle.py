@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from django.core.validators import MaxValueValidator
 
-from approvals import policy
-from approvals.policy import NotAllowed
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
+from portal.policy import NotAllowed
 from subscriptions.models import Reconciliation, Subscription, Suspension
 from subscriptions.services.lifecycle import (
     subscription_amend,

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection, transaction
 
-from approvals.policy import SYSTEM
+from portal.policy import SYSTEM
 from subscriptions import billing
 from subscriptions.models import (
     Invoice,

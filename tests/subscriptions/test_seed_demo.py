@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from approvals import roles
+from portal import roles
 from subscriptions import billing
 from subscriptions.models import (
     Customer,

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from approvals import policy
-from subscriptions.errors import DomainError
+from portal import policy
+from portal.errors import DomainError
 from subscriptions.models import Namespace, Subscription, Suspension
 from subscriptions.services.history import history_params, history_snapshot, update_with_history
 from subscriptions.services.subscriptions import (

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from subscriptions.errors import DomainError
+from portal.errors import DomainError
 from subscriptions.models import SeatUsageReport
 from subscriptions.services import usage
 from subscriptions.services.usage import (

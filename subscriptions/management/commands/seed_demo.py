@@ -20,9 +20,9 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from tqdm import tqdm
 
-from approvals import roles
 from approvals.demo_data import seed_workflows
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
+from portal import roles
 from subscriptions import demo_data
 from subscriptions.models import (
     Customer,

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from subscriptions.errors import DomainError
+from portal.errors import DomainError
 from subscriptions.models import Namespace
 
 SAAS = Namespace.Kind.SAAS.value

@@ -24,8 +24,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal.errors import DomainError
 from subscriptions.checks import usage_bound_problem
-from subscriptions.errors import DomainError
 from subscriptions.models import Namespace, SeatUsageReport
 from subscriptions.services.usage import common
 from subscriptions.services.usage.common import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from subscriptions.errors import DomainError
+from portal.errors import DomainError
 from subscriptions.models import SeatUsageReport
 from subscriptions.services.sql import pg_array
 from subscriptions.services.usage import common
