@@ -15,7 +15,8 @@ from django.http import HttpRequest
 from approvals.admin_actions import DISPUTE_ACTIONS, REQUEST_ACTIONS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from portal import policy
-from subscriptions.admin import LedgerAdmin, PortalAdmin, SubscriptionColumns, ViewOnly, money
+from portal.admin_base import LedgerAdmin, PortalAdmin, ViewOnly
+from subscriptions.admin import SubscriptionColumns, money
 
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from portal.admin_base import ViewOnly
 from portal.admin_safety import UrlGuardMixin
-from subscriptions.admin import ViewOnly
 from subscriptions.models import JobRun
 
 

@@ -135,7 +135,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 # History is a record: old versions can be looked at in the admin, never restored or
-# edited (the portal admins refuse it too, see subscriptions/admin.py).
+# edited (the portal admins refuse it too, see portal/admin_base.py).
 SIMPLE_HISTORY_REVERT_DISABLED = True
 SIMPLE_HISTORY_EDIT = False
 
