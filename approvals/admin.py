@@ -1,4 +1,5 @@
-"""Admin for approval requests and their decisions.
+"""Admin for approval requests and their decisions, and the approvals buttons on the
+subscriptions admin's pages.
 
 What a request puts at stake, who must approve it and where it stands are computed and
 moved by the approvals services; the admin shows them and never edits them. Decisions
@@ -12,14 +13,21 @@ from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 
-from approvals.admin_actions import DISPUTE_ACTIONS, REQUEST_ACTIONS
+from approvals.admin_actions.decisions import DISPUTE_ACTIONS, REQUEST_ACTIONS
+from approvals.admin_actions.requests import RECONCILIATION_ACTIONS, SUBSCRIPTION_REQUESTS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from portal import policy
+from portal.admin_actions import add_object_actions
 from portal.admin_base import LedgerAdmin, PortalAdmin, ViewOnly
-from subscriptions.admin import SubscriptionColumns, money
+from subscriptions.admin import ReconciliationAdmin, SubscriptionAdmin, SubscriptionColumns, money
 
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
+
+# Requests and disputes are filed from the subscriptions app's pages. On a subscription's,
+# the request buttons sit between the QSR buttons and "Amend subscription".
+add_object_actions(SubscriptionAdmin, SUBSCRIPTION_REQUESTS, after="enable-qsr")
+add_object_actions(ReconciliationAdmin, RECONCILIATION_ACTIONS)
 
 # A pending request with a slot the user's roles fill that nobody has filled yet. The
 # slot is qualified (s.slot): bare, `slot` inside the subquery would be the decision's own

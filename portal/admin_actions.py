@@ -5,23 +5,39 @@ that says what will change (computed by the services, writing nothing) and a `pe
 that calls the service. The flow is form -> confirmation page showing the money and seat
 effect -> service. A rule the service refuses comes back as a form error; an action the
 user's role does not allow is a 403, whether the button was shown or the POST forged.
+
+Each app declares the buttons of its own admins. An app whose actions work on another
+app's records (approvals files requests on subscriptions) adds them to that app's admin
+with `add_object_actions`, so the other app need not know it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.validators import URLValidator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from portal import policy
 from portal.errors import DomainError
+
+# For every LinkField of an action form: a link typed without its scheme is https, and it
+# fits the models' URL fields.
+LINK = {"assume_scheme": "https", "max_length": 200}
+
+
+class LinkField(forms.URLField):
+    """An http(s) link, as the services require (`check_url`): an ftp link refused only on
+    confirmation would have had a confirmation page promise what cannot happen."""
+
+    default_validators = [URLValidator(schemes=["http", "https"])]
 
 
 class NoInput(forms.Form):
@@ -134,3 +150,27 @@ class ObjectActionsMixin:
         return reverse(
             f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]
         )
+
+
+def add_object_actions(
+    admin_class: type[ObjectActionsMixin],
+    actions: Sequence[ObjectAction],
+    *,
+    after: str | None = None,
+) -> None:
+    """Add `actions` to the buttons of `admin_class` (another app's admin): right after
+    the button named `after`, or last. Adding the same actions again changes nothing."""
+    current = list(admin_class.object_actions)
+    new = [a for a in actions if a not in current]
+    taken = {a.name for a in current} & {a.name for a in new}
+    if taken:
+        raise ImproperlyConfigured(
+            f"{admin_class.__name__} has buttons named {sorted(taken)} already."
+        )
+    names = [a.name for a in current]
+    if after is not None and after not in names:
+        raise ImproperlyConfigured(
+            f"{admin_class.__name__} has no button {after!r} to add buttons after."
+        )
+    at = len(current) if after is None else names.index(after) + 1
+    admin_class.object_actions = (*current[:at], *new, *current[at:])

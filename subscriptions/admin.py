@@ -23,11 +23,11 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from approvals.admin_actions import CUSTOMER_ACTIONS, RECONCILIATION_ACTIONS, SUBSCRIPTION_ACTIONS
 from portal import policy
 from portal.admin_base import LedgerAdmin, PortalAdmin, ViewOnly
 from portal.admin_safety import UrlGuardMixin
 from subscriptions import admin_jobs  # noqa: F401  (registers the job run admin)
+from subscriptions.admin_actions import CUSTOMER_ACTIONS, SUBSCRIPTION_ACTIONS
 from subscriptions.billing import format_money
 from subscriptions.models import (
     Customer,
@@ -249,7 +249,6 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
     list_select_related = ("subscription__customer", "subscription__namespace")
     list_filter = ("status", "skip_reason", "quarter", "currency")
     customer_path = "subscription__customer"
-    object_actions = RECONCILIATION_ACTIONS
     search_fields = (
         "subscription__customer__name",
         "subscription__namespace__name",
