@@ -16,6 +16,11 @@ night; `tests/subscriptions/test_catch_up.py` holds it to that.
 No night after today: the portal does not bill the future. A simulation (`only`) is
 exempt, since it runs a future timeline in a transaction it rolls back.
 
+Steps of other apps: the subscriptions app imports none of the apps built on it, so a
+step whose work belongs to one of them (expiry: approvals) gets its function from that
+app's `AppConfig.ready()` through `register_step`. A run refuses to start while a step
+has none.
+
 Fan-out: given a `dispatch`, the batched steps are shared with workers (see
 `fanout.py`); without one, the run works every batch itself. Either way the same
 functions do the work.
@@ -31,17 +36,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
+from typing import Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from approvals.services import approval_requests_expire
 from portal.policy import SYSTEM, Actor
 from subscriptions.models import JobRun
 from subscriptions.services import fanout, renewals, suspensions
@@ -64,6 +70,8 @@ STEPS = (
     "renewal",
     "expiry",
 )
+# The steps of STEPS whose function another app registers (`register_step`).
+REGISTERED_STEPS = ("expiry",)
 
 # The steps that work in batches, which a run can share with workers.
 BATCHED_STEPS: dict[str, BatchedStep] = {
@@ -81,12 +89,50 @@ BATCHED_STEPS: dict[str, BatchedStep] = {
 Progress = Callable[[str, int], None]
 
 
+class StepFunction(Protocol):
+    """What another app registers for a step: its counts for the night; a record that
+    fails goes into `errors` and is tried again the next night."""
+
+    def __call__(
+        self, *, run_date: date, actor: Actor, errors: list[dict], only: Sequence[int] | None
+    ) -> Mapping[str, int]: ...
+
+
+_step_functions: dict[str, StepFunction] = {}
+
+
+def register_step(name: str, function: StepFunction) -> None:
+    """Make `function` the work of the nightly step `name` (one of REGISTERED_STEPS). Its
+    app calls this from `AppConfig.ready()`; registering again replaces the function."""
+    if name not in REGISTERED_STEPS:
+        raise ValueError(
+            f"{name!r} is not a nightly step another app provides; those are {REGISTERED_STEPS}"
+        )
+    _step_functions[name] = function
+
+
+def registered_step(name: str) -> StepFunction:
+    """The function registered for the step `name`."""
+    try:
+        return _step_functions[name]
+    except KeyError:
+        raise NightlyStepMissing(
+            f"the nightly step {name!r} has no function: the app that does its work registers "
+            "it with register_step() from its AppConfig.ready() (expiry: approvals, which "
+            "must be in INSTALLED_APPS)"
+        ) from None
+
+
 class NightlyAlreadyRunning(Exception):
     pass
 
 
 class NightlyDateInFuture(ValueError):
     pass
+
+
+class NightlyStepMissing(ImproperlyConfigured):
+    """A step of STEPS has no function: the app that provides it did not register one."""
 
 
 class _DryRunRollback(Exception):
@@ -200,6 +246,8 @@ def nightly_run(
     `only` limits the run to these subscriptions (a simulation): it touches nothing
     else, runs `run_date` alone and does not take the nightly lock, so it never holds
     up the real run."""
+    for name in REGISTERED_STEPS:
+        registered_step(name)  # refuses before anything starts
     run = partial(_run, trigger=trigger, actor=actor, progress=progress, only=only)
     if only is not None:
         return run(run_date=run_date)
@@ -272,7 +320,7 @@ def _run(
 
         return on_batch
 
-    steps: dict[str, Callable[[], Counter]] = {
+    steps: dict[str, Callable[[], Mapping[str, int]]] = {
         "seat_refresh": lambda: Counter(
             refreshed=seats_refresh(run_date=run_date, actor=actor, only=only)
         ),
@@ -314,10 +362,11 @@ def _run(
         "renewal": lambda: subscriptions_renew_due(
             run_date=run_date, actor=actor, on_batch=track("renewal"), errors=errors, only=only
         ),
-        "expiry": lambda: approval_requests_expire(
-            run_date=run_date, actor=actor, errors=errors, only=only
-        ),
     }
+    for name in REGISTERED_STEPS:
+        steps[name] = partial(
+            registered_step(name), run_date=run_date, actor=actor, errors=errors, only=only
+        )
     if dispatch is not None:
         for name, batched in BATCHED_STEPS.items():
             steps[name] = partial(

@@ -44,6 +44,7 @@ from subscriptions.models import (
     Subscription,
     Suspension,
 )
+from subscriptions.services import nightly
 from tests.approvals.test_policy import TICKET, WHY, account, database_state, own, processed_q1
 from tests.assertions import assert_db_rejects
 from tests.factories import ReconciliationFactory, UserFactory
@@ -641,6 +642,11 @@ def test_pending_requests_expire_after_30_days(p, today):
     assert fresh(request).status == Status.EXPIRED
     with refused(None, "This request is expired already."):
         approval_approve(request=request, actor=p.ops)
+
+
+def test_expiry_is_the_last_step_of_the_nightly_run():
+    assert nightly.STEPS[-1] == "expiry"
+    assert nightly.registered_step("expiry") is approval_requests_expire
 
 
 def test_approved_requests_expire_when_not_executed_within_14_days(p, today, eleven):

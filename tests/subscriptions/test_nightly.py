@@ -19,11 +19,12 @@ from subscriptions.models import (
     Reconciliation,
     Subscription,
 )
-from subscriptions.services import batches
+from subscriptions.services import batches, nightly
 from subscriptions.services import reconciliations as recon_services
 from subscriptions.services.nightly import (
     NIGHTLY_LOCK_KEY,
     NightlyAlreadyRunning,
+    NightlyStepMissing,
     nightly_run,
 )
 from subscriptions.services.reconciliations import invoice as invoice_step
@@ -300,6 +301,17 @@ def ledger_by_subscription() -> dict:
         ),
         "seats": sorted(Subscription.objects.values_list("pk", "seats")),
     }
+
+
+@pytest.mark.django_db
+def test_a_step_whose_function_no_app_registered_stops_the_run_before_it_starts(monkeypatch):
+    monkeypatch.setattr(nightly, "_step_functions", {})
+
+    with pytest.raises(NightlyStepMissing, match="'expiry' has no function"):
+        nightly_run(run_date=Q1_END)
+    with pytest.raises(NightlyStepMissing):
+        nightly_run(run_date=Q1_END, only=[])
+    assert not JobRun.objects.exists()
 
 
 @pytest.mark.django_db
