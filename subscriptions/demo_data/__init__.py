@@ -10,8 +10,8 @@ lines, and the invoices of all of it.
 - `usage.py`: the daily usage series.
 - `history.py`: the past up to the anchor date: invoices, suspensions, reconciliations.
 
-The demo users and their logins are `seed_demo`'s own; the approval workflows on top of
-this book are in `approvals/demo_data.py`.
+The demo users and their logins are `seed_demo`'s own (the approvals app's command); the
+approval workflows on top of this book are in `approvals/demo_data.py`.
 """
 
 from subscriptions.demo_data.accounts import customer_names

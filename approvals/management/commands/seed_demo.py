@@ -1,5 +1,8 @@
 """Load the demo: one user per role and a book of ~200 customers with a year of usage.
 
+It is the approvals app's because it loads both apps' demo data: the subscriptions book
+(`subscriptions.demo_data`), then the approval workflows on top (`approvals.demo_data`).
+
 Idempotent: the whole load is one transaction, and once the demo book is there a rerun
 only makes sure the users exist with the same passwords. `--reset` replaces the book
 with a freshly generated one (the same data again for the same date).
