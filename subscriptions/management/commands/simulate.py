@@ -3,7 +3,7 @@
 Runs a scenario (one subscription and a timeline of events) through the real services
 and nightly steps, day by day, in a transaction that is rolled back, and prints the
 resulting ledger as JSON. The rules of the run (which nights, when events apply, what
-the ledger leaves out) are in `subscriptions/simulation.py`. A bad scenario, or an
+the ledger leaves out) are in `subscriptions/simulation/__init__.py`. A bad scenario, or an
 event a service refuses, exits with status 2 and prints only `path: problem` lines on
 stderr, one per problem (the first 100); a problem of the file as a whole has the path
 ``scenario``.
