@@ -1,26 +1,18 @@
 """Who may do what (portal/policy.py), checked through the services that obey it
 (DOMAIN.md "Who uses the portal"): an allowed action succeeds, a refused one raises
-`NotAllowed` and leaves every record, history row and email as it was. Sales managers
-see only the accounts they own; the approval slots a request needs follow the seat,
-money and day thresholds."""
+`NotAllowed` and leaves every record, history row and email as it was. Who acts: a user,
+or the portal itself."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.exceptions import PermissionDenied
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
 from approvals.models import ApprovalRequest, Dispute
 from approvals.services import (
@@ -39,8 +31,7 @@ from approvals.services import (
 from portal import policy
 from portal.errors import DomainError
 from portal.policy import Action, NotAllowed
-from subscriptions import billing
-from subscriptions.models import Customer, Invoice, Namespace, Reconciliation, Subscription
+from subscriptions.models import Customer, Invoice, Namespace, Subscription
 from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.lifecycle import subscription_amend, subscription_cancel
 from subscriptions.services.subscriptions import (
@@ -48,121 +39,14 @@ from subscriptions.services.subscriptions import (
     subscription_qsr_enable,
     subscription_qsr_pause,
 )
-from tests.factories import (
-    ApprovalRequestFactory,
-    CustomerFactory,
-    ReconciliationFactory,
-    SubscriptionFactory,
-    UserFactory,
-)
+from tests.approvals.helpers import TICKET, WHY, World, account, database_state, fresh
+from tests.factories import ApprovalRequestFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 BUG = "https://bugs.example.com/issues/7"
-TICKET = "https://tickets.example.com/77"
-WHY = "The customer's CI bots were counted as seats."
 Kind = ApprovalRequest.Kind
 Status = ApprovalRequest.Status
-
-
-def own(customer, user) -> None:
-    """Make `user` the account's sales manager as the ownership service would (the field
-    and the guardian permission), for setting up the cases."""
-    Customer.objects.filter(pk=customer.pk).update(owner=user)
-    customer.owner = user
-    assign_perm(policy.OWN_CUSTOMER, user, customer)
-
-
-def database_state() -> dict:
-    """Every row of the portal's tables, their history and the object permissions."""
-    models = [
-        m
-        for m in apps.get_models()
-        if m._meta.app_label in {"approvals", "subscriptions", "guardian"} and not m._meta.proxy
-    ]
-    return {m._meta.label: list(m.objects.order_by("pk").values()) for m in models}
-
-
-# --- The account the matrix acts on -----------------------------------------------------
-
-
-@dataclass
-class World:
-    """One account owned by `owner`: a QSR subscription in its second quarter whose Q1
-    reconciliation charged the DOMAIN worked example (10 seats over 100, 750.00), and
-    the people who set up each case (`filer` files requests, `approver` approves them)."""
-
-    owner: object
-    customer: Customer
-    sub: Subscription
-    recon: Reconciliation
-    filer: object
-    approver: object
-    today: object
-
-    def reset(self, sub=None, new_max_seats=None) -> ApprovalRequest:
-        return approval_request_reset(
-            subscription=sub or self.sub,
-            new_max_seats=new_max_seats,
-            justification=WHY,
-            ticket_url=TICKET,
-            actor=self.filer,
-            today=self.today,
-        )
-
-
-def account(owner, *, seats=110, price="100.00", in_use=100, max_used=110, **kwargs):
-    """A customer owned by `owner` with one subscription whose term started four months
-    ago (today is in Q2, so the next charge is the Q2 reconciliation)."""
-    today = timezone.localdate()
-    term_start = billing.add_months(today.replace(day=1), -4)
-    customer = CustomerFactory(**kwargs)
-    own(customer, owner)
-    sub = SubscriptionFactory(
-        customer=customer,
-        seats=seats,
-        annual_unit_price=Decimal(price),
-        term_start=term_start,
-        term_end=billing.add_months(term_start, 12),
-    )
-    ns = sub.namespace
-    ns.seats_in_use, ns.max_seats_used = in_use, max_used
-    ns.save()
-    return customer, sub
-
-
-def processed_q1(sub) -> Reconciliation:
-    """The worked example's Q1: 100 seats paid, max 110, 10 x 25.00 x 3 = 750.00."""
-    q1 = billing.reconciliation_dates(sub.term_start)[0]
-    return ReconciliationFactory(
-        subscription=sub,
-        quarter=1,
-        reconciliation_date=q1,
-        notify_date=q1,
-        invoice_date=q1 + timedelta(days=7),
-        status=Reconciliation.Status.PROCESSED,
-        seats_paid=100,
-        max_seats_used=110,
-        overage_seats=10,
-        annual_unit_price=Decimal("100.00"),
-        remaining_quarters=3,
-        amount=Decimal("750.00"),
-    )
-
-
-@pytest.fixture
-def world() -> World:
-    owner = UserFactory(roles=["sales"], username="owner")
-    customer, sub = account(owner)
-    return World(
-        owner=owner,
-        customer=customer,
-        sub=sub,
-        recon=processed_q1(sub),
-        filer=UserFactory(roles=["support"], username="filer"),
-        approver=UserFactory(roles=["sales_ops"], username="approver"),
-        today=timezone.localdate(),
-    )
 
 
 def make_actor(role: str, w: World):
@@ -190,10 +74,6 @@ class Case:
     prepare: Callable
     act: Callable
     done: Callable
-
-
-def fresh(obj):
-    return type(obj).objects.get(pk=obj.pk)
 
 
 def large_waiver(w: World, actor) -> ApprovalRequest:
@@ -605,189 +485,3 @@ def test_only_a_sales_user_can_own_an_account(world):
 
     assert excinfo.value.field == "owner"
     assert database_state() == before
-
-
-# --- What a sales manager sees ----------------------------------------------------------
-
-VISIBLE = {
-    Customer: ("pk", lambda c: c),
-    Subscription: ("customer", lambda c: SubscriptionFactory(customer=c)),
-    Reconciliation: (
-        "subscription__customer",
-        lambda c: ReconciliationFactory(subscription=SubscriptionFactory(customer=c)),
-    ),
-    ApprovalRequest: (
-        "subscription__customer",
-        lambda c: ApprovalRequestFactory(subscription=SubscriptionFactory(customer=c)),
-    ),
-}
-
-
-def _rows(model, customers) -> set[int]:
-    make = VISIBLE[model][1]
-    return {make(c).pk for c in customers}
-
-
-@pytest.mark.parametrize("model", list(VISIBLE), ids=lambda m: m.__name__)
-def test_sales_see_only_the_accounts_they_own(model):
-    manager = UserFactory(roles=["sales"])
-    mine, theirs = CustomerFactory.create_batch(2), CustomerFactory.create_batch(2)
-    for customer in mine:
-        own(customer, manager)
-    own(theirs[0], UserFactory(roles=["sales"]))
-    own_rows, other_rows = _rows(model, mine), _rows(model, theirs)
-    path = VISIBLE[model][0]
-
-    def seen(user) -> set[int]:
-        qs = policy.visible(model.objects.all(), fresh(user), customer_path=path)
-        return set(qs.values_list("pk", flat=True))
-
-    assert seen(manager) == own_rows
-    assert seen(UserFactory(roles=["support"])) == own_rows | other_rows
-    assert seen(UserFactory(roles=["finance"])) == own_rows | other_rows
-    assert seen(UserFactory()) == set()
-    # Another role besides sales opens every account.
-    assert seen(UserFactory(roles=["sales", "sales_ops"])) == own_rows | other_rows
-
-
-@pytest.mark.parametrize("model", list(VISIBLE), ids=lambda m: m.__name__)
-def test_filtering_to_owned_accounts_costs_the_same_queries_for_any_number_of_rows(
-    model, django_assert_max_num_queries
-):
-    manager = UserFactory(roles=["sales"])
-    path = VISIBLE[model][0]
-
-    def grow(n):
-        customers = CustomerFactory.create_batch(n)
-        for customer in customers[: n // 2]:
-            own(customer, manager)
-        _rows(model, customers)
-
-    def listing():
-        user = fresh(manager)
-        return list(policy.visible(model.objects.all(), user, customer_path=path))
-
-    grow(2)
-    listing()  # warm per-process caches (content types)
-    with CaptureQueriesContext(connection) as few:
-        assert len(listing()) == 1
-    grow(30)
-    # The user (as a request loads it), their roles, then the rows, with the owned
-    # accounts as a subquery.
-    with django_assert_max_num_queries(3) as many:
-        assert len(listing()) == 16
-    assert len(many) == len(few)
-
-
-def test_visible_customers_of_a_manager_are_the_owned_ones():
-    manager = UserFactory(roles=["sales"])
-    mine = CustomerFactory()
-    CustomerFactory()
-    own(mine, manager)
-
-    assert list(policy.visible_customers(fresh(manager))) == [mine]
-
-
-# --- Who must approve -------------------------------------------------------------------
-
-SMALL, OPS, EXEC, FIN = "sales_ops_or_support_manager", "sales_ops", "executive", "finance"
-
-
-@pytest.mark.parametrize(
-    ("kind", "seats", "amount", "currency", "days", "slots"),
-    [
-        # Max seats reset: 10 seats or fewer, one approval; more, sales ops and executive.
-        ("max_seats_reset", 9, "100.00", "USD", None, [SMALL]),
-        ("max_seats_reset", 10, "100.00", "USD", None, [SMALL]),
-        ("max_seats_reset", 11, "100.00", "USD", None, [OPS, EXEC]),
-        # At or above the currency's finance threshold, finance too.
-        ("max_seats_reset", 5, "9999.99", "USD", None, [SMALL]),
-        ("max_seats_reset", 5, "10000.00", "USD", None, [SMALL, FIN]),
-        ("max_seats_reset", 11, "10000.00", "USD", None, [OPS, EXEC, FIN]),
-        ("max_seats_reset", 5, "1499999", "JPY", None, [SMALL]),
-        ("max_seats_reset", 5, "1500000", "JPY", None, [SMALL, FIN]),
-        # 10,000 is a small amount in yen.
-        ("max_seats_reset", 5, "10000", "JPY", None, [SMALL]),
-        # QSR refund: sales ops, and finance at or above the threshold.
-        ("qsr_refund", 4, "9999.99", "USD", None, [OPS]),
-        ("qsr_refund", 4, "10000.00", "USD", None, [OPS, FIN]),
-        ("qsr_refund", 4, "1499999", "JPY", None, [OPS]),
-        ("qsr_refund", 4, "1500000", "JPY", None, [OPS, FIN]),
-        # Free period: sales ops; executive as well above 30 days.
-        ("free_period", 100, "100.00", "USD", 30, [OPS]),
-        ("free_period", 100, "100.00", "USD", 31, [OPS, EXEC]),
-        ("qsr_pause", 10, "750.00", "USD", None, [OPS]),
-    ],
-)
-def test_required_slots(kind, seats, amount, currency, days, slots):
-    assert (
-        policy.required_slots(
-            kind, seats=seats, amount=Decimal(amount), currency=currency, days=days
-        )
-        == slots
-    )
-
-
-def test_the_thresholds_come_from_the_settings(settings):
-    settings.APPROVAL_SEAT_THRESHOLD = 5
-    settings.APPROVAL_FINANCE_THRESHOLD = {**settings.APPROVAL_FINANCE_THRESHOLD, "USD": 500}
-
-    assert policy.required_slots(
-        "max_seats_reset", seats=6, amount=Decimal("500.00"), currency="USD"
-    ) == [OPS, EXEC, FIN]
-
-
-@pytest.mark.parametrize(
-    ("price", "slots"),
-    [("299999", [SMALL]), ("300000", [SMALL, FIN])],
-    ids=["just-under", "at-threshold"],
-)
-def test_a_yen_reset_is_routed_by_what_the_service_computes(world, price, slots):
-    """10 seats waived before the Q2 reconciliation: 10 x price / 4 x 2 remaining
-    quarters, JPY 1,499,995 just under and 1,500,000 at the threshold."""
-    _, sub = account(world.owner, seats=100, price=price, in_use=100, max_used=110, currency="JPY")
-
-    request = world.reset(sub)
-
-    assert request.seats_at_stake == 10
-    assert request.amount_at_stake == 5 * Decimal(price)
-    assert request.required_slots == slots
-
-
-@pytest.mark.parametrize(("days", "slots"), [(30, [OPS]), (31, [OPS, EXEC])])
-def test_a_free_period_longer_than_30_days_needs_an_executive(world, days, slots):
-    request = approval_request_free_period(
-        subscription=world.sub, start=world.today, days=days, justification=WHY,
-        ticket_url=TICKET, actor=world.owner, today=world.today,
-    )  # fmt: skip
-
-    assert request.required_slots == slots
-
-
-@pytest.mark.parametrize("seats", [4, 10], ids=["part", "all-overage"])
-def test_a_refund_under_the_threshold_needs_sales_ops_only(world, seats):
-    world.sub.namespace.seats_in_use = 90
-    world.sub.namespace.save()
-
-    refund = approval_request_refund(
-        reconciliation=world.recon, seats=seats, justification=WHY, ticket_url=TICKET,
-        actor=world.owner, today=world.today,
-    )  # fmt: skip
-
-    assert refund.required_slots == [OPS]
-    assert refund.amount_at_stake == seats * Decimal("75.00")
-
-
-def test_a_refund_at_the_threshold_needs_finance(world, settings):
-    settings.APPROVAL_FINANCE_THRESHOLD = {
-        **settings.APPROVAL_FINANCE_THRESHOLD,
-        "USD": Decimal("300.00"),
-    }
-
-    refund = approval_request_refund(
-        reconciliation=world.recon, seats=4, justification=WHY, ticket_url=TICKET,
-        actor=world.owner, today=world.today,
-    )  # fmt: skip
-
-    assert refund.amount_at_stake == Decimal("300.00")
-    assert refund.required_slots == [OPS, FIN]

@@ -25,7 +25,7 @@ from approvals.services import (
 from portal.errors import DomainError
 from portal.roles import ROLES
 from subscriptions.models import Invoice, InvoiceLine, Reconciliation, Subscription
-from tests.approvals.test_policy import TICKET, WHY, account, processed_q1
+from tests.approvals.helpers import TICKET, WHY, account, processed_q1
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
