@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.nightly import configure_environment  # noqa: E402
+from bench.setup import configure_environment  # noqa: E402
 
 TARGET_PEAK_RSS_MB = 300
 HEADER = "namespace,date,billable_users\n"
@@ -63,7 +63,7 @@ def child_setup(namespaces: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from bench.nightly import wipe
+    from bench.seeding import wipe
 
     call_command("migrate", verbosity=0, interactive=False)
     wipe()
