@@ -6,9 +6,11 @@ waiting for support to execute, and a dispute routed to a sales manager."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from approvals import services
 from approvals.models import ApprovalRequest
@@ -18,7 +20,7 @@ from subscriptions.models import Reconciliation, Subscription
 TICKET = "https://tickets.example.com/demo/{}"
 
 
-def _owned_subscriptions(owner):
+def _owned_subscriptions(owner: Any) -> QuerySet[Subscription]:
     return (
         Subscription.objects.filter(status=Subscription.Status.ACTIVE, customer__owner=owner)
         .exclude(approval_requests__status__in=["pending", "approved"])
@@ -27,8 +29,8 @@ def _owned_subscriptions(owner):
     )
 
 
-def seed_workflows(*, users: dict, today: date) -> Counter:
-    counts: Counter = Counter()
+def seed_workflows(*, users: dict[str, Any], today: date) -> Counter[str]:
+    counts: Counter[str] = Counter()
     sales, support, ops, executive = (
         users["sales"],
         users["support"],
@@ -36,7 +38,8 @@ def seed_workflows(*, users: dict, today: date) -> Counter:
         users["executive"],
     )
 
-    def attempt(what: str, call) -> object | None:
+    # `call` is a lambda binding its loop variables as defaults, which mypy cannot infer.
+    def attempt(what: str, call: Callable[..., Any]) -> Any:
         try:
             result = call()
         except DomainError:

@@ -157,7 +157,8 @@ class ApprovalRequest(TimeStamped):
             return None
         return (
             self.status == ApprovalStatus.EXECUTED
-            and self.linked_reset.status == ApprovalStatus.EXECUTED
+            # The approval_refund_links_reset constraint: a refund always has its reset.
+            and self.linked_reset.status == ApprovalStatus.EXECUTED  # type: ignore[union-attr]
         )
 
     def clean(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.contrib import messages
@@ -28,9 +29,23 @@ from django.urls import path, reverse
 from portal import policy
 from portal.errors import DomainError
 
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+    # The mixin is only ever mixed into a ModelAdmin: type it as one.
+    _AdminBase = ModelAdmin[Any]
+else:
+    _AdminBase = object
+
+
+class _LinkOptions(TypedDict):
+    assume_scheme: str
+    max_length: int
+
+
 # For every LinkField of an action form: a link typed without its scheme is https, and it
 # fits the models' URL fields.
-LINK = {"assume_scheme": "https", "max_length": 200}
+LINK: _LinkOptions = {"assume_scheme": "https", "max_length": 200}
 
 
 class LinkField(forms.URLField):
@@ -48,12 +63,14 @@ class NoInput(forms.Form):
 class ObjectAction:
     name: str  # the URL segment
     label: str
-    action: policy.Action | Callable[[object], policy.Action]
-    perform: Callable  # (obj, data, user) -> success message
-    preview: Callable | None = None  # (obj, data, user) -> list of sentences
+    action: policy.Action | Callable[[Any], policy.Action]
+    # The callables take the admin's record (`obj`), the form's cleaned data and the user.
+    # -> the success message; `object` because the buttons write `service(...) and "Done."`
+    perform: Callable[[Any, dict[str, Any], Any], object]
+    preview: Callable[[Any, dict[str, Any], Any], list[str]] | None = None  # -> sentences
     form: type[forms.Form] = NoInput
-    initial: Callable | None = None  # (obj) -> initial form data
-    available: Callable = field(default=lambda obj: True)  # the object's state allows it
+    initial: Callable[[Any], dict[str, Any]] | None = None  # (obj) -> initial form data
+    available: Callable[[Any], bool] = field(default=lambda obj: True)  # the state allows it
     danger: bool = False
     intro: str = ""
 
@@ -64,7 +81,7 @@ class ObjectAction:
         return self.available(obj) and policy.may(user, self.action_for(obj), obj)
 
 
-class ObjectActionsMixin:
+class ObjectActionsMixin(_AdminBase):
     """For a ModelAdmin: `object_actions` become buttons and confirmation views."""
 
     object_actions: tuple[ObjectAction, ...] = ()
@@ -119,7 +136,7 @@ class ObjectActionsMixin:
             try:
                 if request.POST.get("confirmed") == "yes":
                     message = action.perform(obj, form.cleaned_data, request.user)
-                    messages.success(request, message)
+                    messages.success(request, str(message))
                     return HttpResponseRedirect(self._change_url(obj))
                 effect = (
                     action.preview(obj, form.cleaned_data, request.user) if action.preview else []

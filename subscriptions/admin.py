@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import cast
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -41,6 +42,7 @@ from subscriptions.models import (
     Suspension,
     qsr_ineligibility,
 )
+from subscriptions.models.ledger import InvoiceQuerySet
 from subscriptions.services.lifecycle import qsr_label
 
 
@@ -358,7 +360,7 @@ class InvoiceAdmin(LedgerAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
         # The totals come with the page in one query instead of one sum per row.
-        return super().get_queryset(request).with_totals()
+        return cast(InvoiceQuerySet, super().get_queryset(request)).with_totals()
 
     def get_search_results(self, request, queryset, search_term):
         match = INVOICE_NUMBER.match(search_term.strip())

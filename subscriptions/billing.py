@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
+# `ProrationLine` has a field named `date`: its annotations name the type by this alias.
+_Date = date
+
+
 # --- Errors -----------------------------------------------------------------------------
 
 
@@ -391,9 +395,9 @@ class ProrationLine:
     """An invoice line for part of a term: credits are negative, charges positive."""
 
     kind: str
-    date: date  # the day the line is written
-    period_start: date
-    period_end: date  # exclusive
+    date: _Date  # the day the line is written
+    period_start: _Date
+    period_end: _Date  # exclusive
     days: int
     amount: Decimal
 

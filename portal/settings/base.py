@@ -26,7 +26,7 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def database_from_env() -> dict | None:
+def database_from_env() -> dj_database_url.DBConfig | None:
     url = os.environ.get("DATABASE_URL")
     if not url:
         return None

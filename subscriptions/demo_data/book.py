@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from guardian.shortcuts import assign_perm
 from simple_history.utils import bulk_create_with_history
@@ -74,7 +75,9 @@ def seed(
     )
     for manager in sales_managers:
         # Ownership is what scopes a sales manager to their accounts (django-guardian).
-        assign_perm(OWN_CUSTOMER, manager, [c for c in customer_rows if c.owner == manager])
+        # guardian assigns to a list of objects in bulk; its annotation names one model.
+        owned = [c for c in customer_rows if c.owner == manager]
+        assign_perm(OWN_CUSTOMER, manager, owned)  # type: ignore[arg-type]
 
     namespaces: list[Namespace] = []
     for i, customer in enumerate(customer_rows):
@@ -97,7 +100,7 @@ def seed(
                 )
 
     # Plan each namespace's subscription and usage before writing anything.
-    plans = []
+    plans: list[dict[str, Any]] = []
     usage_rows: list[SeatUsageReport] = []
     for n, ns in enumerate(namespaces):
         currency = ns.customer.currency

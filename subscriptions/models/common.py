@@ -8,6 +8,7 @@ the package re-exports it under that name, and it deconstructs to that name.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.contrib.postgres.fields import DateRangeField
 from django.core.exceptions import ValidationError
@@ -18,7 +19,14 @@ from django.utils.deconstruct import deconstructible
 from subscriptions.billing import CURRENCIES, CURRENCY_DECIMALS, qsr_ineligibility_reasons
 
 CURRENCY_CHOICES = [(code, code) for code in CURRENCIES]
-MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class _MoneyColumn(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: _MoneyColumn = {"max_digits": 14, "decimal_places": 2}
 
 
 def in_choices(field: str, choices: type[models.TextChoices]) -> Q:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -210,7 +211,7 @@ class QsrDisabledForBug(Subscription):
     """The "QSR disabled for bugs" list: subscriptions support took off QSR for a bug,
     until someone re-enables it."""
 
-    objects = QsrDisabledForBugManager()
+    objects: ClassVar[QsrDisabledForBugManager] = QsrDisabledForBugManager()
 
     class Meta:
         proxy = True

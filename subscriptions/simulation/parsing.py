@@ -192,7 +192,8 @@ def parse_scenario(data: Any) -> Scenario:
     top = r.object(data, "scenario", ("subscription", "events", "until"), prefix="")
     if top is None:
         raise ScenarioError(r.problems)
-    kind, sub = "", {}
+    kind = ""
+    sub: dict[str, Any] = {}
     if "subscription" in top:
         kind, sub = _parse_subscription(r, top["subscription"])
     else:
@@ -219,7 +220,13 @@ def parse_scenario(data: Any) -> Scenario:
 
 
 def _parse_subscription(r: _Reader, raw: Any) -> tuple[str, dict[str, Any]]:
-    keys = ("namespace_kind", "seats", "annual_unit_price", "currency", "term_start")
+    keys: tuple[str, ...] = (
+        "namespace_kind",
+        "seats",
+        "annual_unit_price",
+        "currency",
+        "term_start",
+    )
     keys += ("term_end", "channel", "payment", "program", "offline_license")
     sub = r.object(raw, "subscription", keys, prefix="subscription.")
     if sub is None:

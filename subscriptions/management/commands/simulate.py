@@ -108,7 +108,8 @@ class Command(BaseCommand):
         shown = problems[:MAX_PROBLEMS_SHOWN]
         if len(problems) > len(shown):
             shown.append(f"scenario: {len(problems) - len(shown):,} more problems not shown")
-        if self._called_from_command_line:
+        # BaseCommand.run_from_argv sets this attribute; the stubs do not declare it.
+        if self._called_from_command_line:  # type: ignore[attr-defined]
             # Only the `path: problem` lines: a CommandError would come out prefixed with
             # its class name.
             for line in shown:
