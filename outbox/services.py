@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -137,9 +137,9 @@ def _claim(size: int) -> list[tuple]:
         return sorted(cursor.fetchall())
 
 
-def outbox_send_due(*, limit: int | None = None) -> Counter:
+def outbox_send_due(*, limit: int | None = None) -> Counter[str]:
     """Send the messages that are due (at most `limit`); returns counts by outcome."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     mail_connection = get_connection()
     try:
         while limit is None or counts.total() < limit:
@@ -212,7 +212,7 @@ def _record_failure(pk: int, attempts: int, exc: Exception) -> str:
     return "retry_later"
 
 
-def _now():
+def _now() -> datetime:
     # The wall clock, not the transaction's start: claims and retries are about real time.
     with connection.cursor() as cursor:
         cursor.execute("SELECT clock_timestamp()")

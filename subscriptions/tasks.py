@@ -17,7 +17,7 @@ from django.db import OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from portal.policy import SYSTEM
+from portal.policy import SYSTEM, Actor
 from subscriptions.models import JobRun
 from subscriptions.services import fanout
 from subscriptions.services.nightly import (
@@ -90,7 +90,7 @@ def nightly_watchdog_task() -> dict:
     return {"abandoned": abandoned}
 
 
-def nightly_run_request(*, run_date: date, actor) -> None:
+def nightly_run_request(*, run_date: date, actor: Actor) -> None:
     """Ask a worker for the nightly run of `run_date`, once the caller's transaction
     commits (a request made in a transaction that rolls back is never sent)."""
     logger.info("nightly run for %s requested by %s", run_date, actor)

@@ -8,7 +8,8 @@ applied with the final approval, in the same transaction, so it happens exactly 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +21,9 @@ from portal.errors import DomainError
 from subscriptions.models import Suspension
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.subscriptions import subscription_qsr_pause, suspension_schedule
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
@@ -48,7 +52,9 @@ def lock(request: ApprovalRequest) -> ApprovalRequest:
     )
 
 
-def move(request: ApprovalRequest, to: str, *, actor, reason: str, **changes) -> ApprovalRequest:
+def move(
+    request: ApprovalRequest, to: str, *, actor: policy.Actor, reason: str, **changes: Any
+) -> ApprovalRequest:
     """Move the locked `request` to `to`, with who and why on its history."""
     if (request.status, to) not in TRANSITIONS:
         raise DomainError(
@@ -62,13 +68,15 @@ def move(request: ApprovalRequest, to: str, *, actor, reason: str, **changes) ->
     return request
 
 
-def approval_approve(*, request: ApprovalRequest, actor, reason: str = "") -> ApprovalRequest:
+def approval_approve(
+    *, request: ApprovalRequest, actor: policy.Actor, reason: str = ""
+) -> ApprovalRequest:
     """Fill one open slot of `request` with `actor`'s approval; the last slot approves it
     (and applies a pause or free period)."""
     with transaction.atomic():
         req = lock(request)
         # A repeated click, whether other slots still wait or not: already counted.
-        if req.decisions.filter(approver=actor, decision="approve").exists():
+        if req.decisions.filter(approver=cast("User", actor), decision="approve").exists():
             return req
         if req.status != Status.PENDING:
             raise DomainError(f"This request is {req.get_status_display().lower()} already.")
@@ -86,14 +94,19 @@ def approval_approve(*, request: ApprovalRequest, actor, reason: str = "") -> Ap
         return req
 
 
-def approval_reject(*, request: ApprovalRequest, actor, reason: str) -> ApprovalRequest:
+def approval_reject(
+    *, request: ApprovalRequest, actor: policy.Actor, reason: str
+) -> ApprovalRequest:
     """Reject `request` in one of `actor`'s open slots: that ends it."""
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Say why it is rejected: the requester reads this.", field="reason")
     with transaction.atomic():
         req = lock(request)
-        if req.status == Status.REJECTED and req.decisions.filter(approver=actor).exists():
+        if (
+            req.status == Status.REJECTED
+            and req.decisions.filter(approver=cast("User", actor)).exists()
+        ):
             return req
         if req.status != Status.PENDING:
             raise DomainError(f"This request is {req.get_status_display().lower()} already.")
@@ -106,7 +119,9 @@ def approval_reject(*, request: ApprovalRequest, actor, reason: str) -> Approval
         return req
 
 
-def approval_cancel(*, request: ApprovalRequest, actor, reason: str = "") -> ApprovalRequest:
+def approval_cancel(
+    *, request: ApprovalRequest, actor: policy.Actor, reason: str = ""
+) -> ApprovalRequest:
     """The requester withdraws a pending or approved (not yet executed) request."""
     with transaction.atomic():
         req = lock(request)
@@ -124,17 +139,20 @@ def approval_cancel(*, request: ApprovalRequest, actor, reason: str = "") -> App
         return req
 
 
-def _decide(req: ApprovalRequest, *, actor, slot: str, decision: str, reason: str) -> None:
+def _decide(
+    req: ApprovalRequest, *, actor: policy.Actor, slot: str, decision: str, reason: str
+) -> None:
     d = ApprovalDecision(
         request=req,
         slot=slot,
-        approver=actor,
+        approver=cast("User", actor),  # people decide; the portal decides nothing
         requester_id=req.requester_id,
         decision=decision,
         reason=reason,
     )
-    d._change_reason = f"{decision} ({slot})"
-    d._history_user = actor
+    # simple-history reads who and why off the instance on save.
+    d._change_reason = f"{decision} ({slot})"  # type: ignore[attr-defined]
+    d._history_user = actor  # type: ignore[attr-defined]
     d.save()
 
 
@@ -146,7 +164,7 @@ def _refund_processed(reset: ApprovalRequest) -> bool:
     )
 
 
-def _end_linked_refund(reset: ApprovalRequest, *, actor, why: str) -> None:
+def _end_linked_refund(reset: ApprovalRequest, *, actor: policy.Actor, why: str) -> None:
     """A refund cannot go on without its reset: an open one linked to `reset` ends too."""
     if reset.kind != Kind.MAX_SEATS_RESET:
         return
@@ -160,7 +178,7 @@ def _end_linked_refund(reset: ApprovalRequest, *, actor, why: str) -> None:
         notify_on_commit("decided", refund.pk)
 
 
-def _apply(req: ApprovalRequest, *, actor) -> None:
+def _apply(req: ApprovalRequest, *, actor: policy.Actor) -> None:
     """Apply an approved pause or free period: both need nobody to execute them."""
     sub = req.subscription
     if req.kind == Kind.QSR_PAUSE:
@@ -168,8 +186,9 @@ def _apply(req: ApprovalRequest, *, actor) -> None:
     else:
         suspension_schedule(
             subscription=sub,
-            suspend_date=req.free_from,
-            resume_date=req.free_from + timedelta(days=req.free_days),
+            # A free period request has its start and days (its form and clean() ask both).
+            suspend_date=cast(date, req.free_from),
+            resume_date=cast(date, req.free_from) + timedelta(days=cast(int, req.free_days)),
             mode=Suspension.Mode.FREE_PERIOD,
             extend_term=True,
             ticket_url=req.ticket_url,

@@ -8,6 +8,8 @@ Support changes nothing on the reconciliation from here; sales decides what foll
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -15,6 +17,9 @@ from approvals.models import Dispute
 from approvals.services.notifications import notify_on_commit
 from portal import policy
 from portal.errors import DomainError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 from subscriptions.models import Reconciliation
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.subscriptions import check_url
@@ -23,7 +28,7 @@ DISPUTABLE = (Reconciliation.Status.PENDING, Reconciliation.Status.PROCESSED)
 
 
 def dispute_record(
-    *, reconciliation: Reconciliation, reason: str, ticket_url: str, actor
+    *, reconciliation: Reconciliation, reason: str, ticket_url: str, actor: policy.Actor
 ) -> Dispute:
     policy.check(actor, policy.Action.RECORD_DISPUTE, reconciliation)
     reason = (reason or "").strip()
@@ -59,12 +64,13 @@ def dispute_record(
             reconciliation=recon,
             reason=reason,
             ticket_url=ticket_url,
-            recorded_by=actor,
+            recorded_by=cast("User", actor),  # people record disputes; the portal none
             assigned_to=owner,
             ticket_closed_at=timezone.now(),
         )
-        dispute._change_reason = f"recorded and routed to {owner}"
-        dispute._history_user = actor
+        # simple-history reads who and why off the instance on save.
+        dispute._change_reason = f"recorded and routed to {owner}"  # type: ignore[attr-defined]
+        dispute._history_user = actor  # type: ignore[attr-defined]
         try:
             with transaction.atomic():
                 dispute.save()
@@ -74,7 +80,7 @@ def dispute_record(
     return dispute
 
 
-def dispute_resolve(*, dispute: Dispute, resolution: str, actor) -> Dispute:
+def dispute_resolve(*, dispute: Dispute, resolution: str, actor: policy.Actor) -> Dispute:
     """The sales manager records how the dispute ended."""
     policy.check(actor, policy.Action.RESOLVE_DISPUTE, dispute)
     resolution = (resolution or "").strip()

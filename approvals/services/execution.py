@@ -4,6 +4,9 @@ the same execution is a no-op, and whoever requested it cannot execute it."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import cast
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +24,9 @@ Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
 
 
-def _executable(req: ApprovalRequest, kind: str, actor, action: policy.Action) -> None:
+def _executable(
+    req: ApprovalRequest, kind: str, actor: policy.Actor, action: policy.Action
+) -> None:
     if req.kind != kind:
         raise DomainError(f"This is a {req.get_kind_display().lower()} request.")
     policy.check(actor, action, req)
@@ -52,7 +57,7 @@ def reset_value_check(ns: Namespace, new_max_seats: int, *, approved_seats: int)
 
 
 def approval_execute_reset(
-    *, request: ApprovalRequest, new_max_seats: int, actor
+    *, request: ApprovalRequest, new_max_seats: int, actor: policy.Actor
 ) -> ApprovalRequest:
     """Lower the namespace's max seats used to `new_max_seats`, which support enters:
     seats in use <= new <= max seats used, and no more below it than was approved."""
@@ -88,17 +93,19 @@ def approval_execute_reset(
         return req
 
 
-def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalRequest:
+def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) -> ApprovalRequest:
     """Write the refund's credit memo, take the refunded seats off the subscription and
     mark the reconciliation refunded once all its overage is. Needs the refund and its
     linked max seats reset approved."""
     with transaction.atomic():
         # The reset first, then the refund: the order cancelling or rejecting the reset
         # locks them in, so the reset cannot be dropped while the refund is processed.
-        reset = (
+        # The approval_refund_links_reset constraint: a refund always has its reset.
+        reset = cast(
+            ApprovalRequest,
             ApprovalRequest.objects.select_for_update()
             .filter(pk__in=ApprovalRequest.objects.filter(pk=request.pk).values("linked_reset"))
-            .first()
+            .first(),
         )
         req = lock(request)
         policy.check(actor, policy.Action.PROCESS_REFUND, req)
@@ -110,7 +117,8 @@ def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalReque
                 f"The linked max seats reset #{reset.pk} is {reset.get_status_display().lower()};"
                 " a refund is processed once both are approved."
             )
-        recon = Reconciliation.objects.select_for_update().get(pk=req.reconciliation_id)
+        # A refund is of a reconciliation, and a processed one has its price.
+        recon = Reconciliation.objects.select_for_update().get(pk=cast(int, req.reconciliation_id))
         sub = Subscription.objects.select_for_update().get(pk=req.subscription_id)
         if recon.status != Reconciliation.Status.PROCESSED:
             raise DomainError(f"The reconciliation is {recon.get_status_display().lower()}.")
@@ -120,7 +128,7 @@ def approval_process_refund(*, request: ApprovalRequest, actor) -> ApprovalReque
                 refunded_seats=req.seats_at_stake,
                 overage=recon.overage_seats or 0,
                 already_refunded=recon.refunded_seats,
-                annual_unit_price=recon.annual_unit_price,
+                annual_unit_price=cast(Decimal, recon.annual_unit_price),
                 currency=recon.currency,
             )
         except billing.BillingError as exc:

@@ -13,19 +13,20 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from approvals.models import ApprovalRequest
 from approvals.services.decisions import _end_linked_refund, lock, move
 from approvals.services.notifications import notify_on_commit
-from subscriptions.services.batches import each_batch
+from portal.policy import Actor
+from subscriptions.services.batches import Errors, each_batch
 
 PENDING_EXPIRES_AFTER = timedelta(days=30)
 APPROVED_EXPIRES_AFTER = timedelta(days=14)
 Status = ApprovalRequest.Status
 
 
-def _stale(run_date: date, only: Sequence[int] | None):
+def _stale(run_date: date, only: Sequence[int] | None) -> QuerySet[ApprovalRequest]:
     stale = Q(
         status=Status.PENDING,
         created_at__date__lte=run_date - PENDING_EXPIRES_AFTER,
@@ -47,14 +48,14 @@ def _stale(run_date: date, only: Sequence[int] | None):
 
 
 def approval_requests_expire(
-    *, run_date: date, actor, errors: list | None = None, only: Sequence[int] | None = None
-) -> Counter:
+    *, run_date: date, actor: Actor, errors: Errors = None, only: Sequence[int] | None = None
+) -> Counter[str]:
     """Expire requests pending for 30 days and approved ones not executed within 14.
     One that fails is listed in `errors` and tried again the next night."""
     ids = list(_stale(run_date, only).order_by("pk").values_list("pk", flat=True))
 
-    def work(batch: Sequence[int]) -> Counter:
-        counts: Counter = Counter()
+    def work(batch: Sequence[int]) -> Counter[str]:
+        counts: Counter[str] = Counter()
         with transaction.atomic():
             for pk in batch:
                 # Locked one by one, in id order; one a person is deciding right now is

@@ -13,6 +13,8 @@ always does, and a slow mail server never holds a lock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,6 +24,9 @@ from outbox.services import Mail, outbox_add
 from portal import policy
 from portal.roles import DEAL_DESK, SUPPORT
 from subscriptions import billing
+
+if TYPE_CHECKING:
+    from approvals.models import ApprovalRequest, Dispute
 
 EVENTS = ("needs_approval", "decided", "executed", "dispute_routed")
 
@@ -41,8 +46,9 @@ def notify_on_commit(event: str, record_id: int) -> None:
             Mail(
                 key=f"{event}:{record_id}:{tag}:{n}",
                 kind=kind,
-                subject=message.subject,
-                body=message.body,
+                # The portal writes its messages in plain strings, never lazy ones.
+                subject=cast(str, message.subject),
+                body=cast(str, message.body),
                 to=message.to,
             )
             for n, message in enumerate(messages)
@@ -50,7 +56,7 @@ def notify_on_commit(event: str, record_id: int) -> None:
     )
 
 
-def _role_members(role: str, *, exclude: set[int]) -> list:
+def _role_members(role: str, *, exclude: set[int]) -> list[Any]:
     users = get_user_model().objects.filter(is_active=True, groups__name=role).distinct()
     return [u for u in users.order_by("pk") if u.pk not in exclude and u.email]
 
@@ -59,7 +65,7 @@ def _link(path: str) -> str:
     return f"{settings.PORTAL_BASE_URL.rstrip('/')}{path}"
 
 
-def _request_summary(req) -> str:
+def _request_summary(req: ApprovalRequest) -> str:
     sub = req.subscription
     return (
         f"{req.get_kind_display()} #{req.pk} for {sub.customer} ({sub.namespace})\n"
@@ -73,11 +79,11 @@ def _request_summary(req) -> str:
     )
 
 
-def _messages_for_request(event: str, req) -> list[EmailMessage]:
-    messages = []
+def _messages_for_request(event: str, req: ApprovalRequest) -> list[EmailMessage]:
+    messages: list[EmailMessage] = []
     summary = _request_summary(req)
 
-    def mail(users, subject, body=summary):
+    def mail(users: Iterable[Any], subject: str, body: str = summary) -> None:
         to = sorted({u.email for u in users if u.email})
         if to:
             messages.append(EmailMessage(subject=subject, body=body, to=to))
@@ -109,14 +115,15 @@ def _messages_for_request(event: str, req) -> list[EmailMessage]:
     return messages
 
 
-def _executors(req) -> list:
+def _executors(req: ApprovalRequest) -> list[Any]:
     """Who executes `req` once approved: support a reset, deal desk a refund whose reset
     is approved too."""
     kind = req.Kind
     exclude = {req.requester_id}
     if req.kind == kind.MAX_SEATS_RESET:
         return _role_members(SUPPORT, exclude=exclude)
-    if req.kind == kind.QSR_REFUND and req.linked_reset.status in (
+    # The approval_refund_links_reset constraint: a refund always has its reset.
+    if req.kind == kind.QSR_REFUND and cast("ApprovalRequest", req.linked_reset).status in (
         req.Status.APPROVED,
         req.Status.EXECUTED,
     ):
@@ -124,7 +131,7 @@ def _executors(req) -> list:
     return []
 
 
-def _messages_for_dispute(dispute) -> list[EmailMessage]:
+def _messages_for_dispute(dispute: Dispute) -> list[EmailMessage]:
     recon = dispute.reconciliation
     owner = dispute.assigned_to
     if not owner.email:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,6 +23,9 @@ from portal.errors import DomainError
 from subscriptions import billing
 from subscriptions.models import Reconciliation, Subscription, qsr_ineligibility
 from subscriptions.services.subscriptions import check_url
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Kind = ApprovalRequest.Kind
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
@@ -38,7 +42,7 @@ class Stake:
     amount: Decimal
     slots: list[str]
     effect: list[str] = field(default_factory=list)  # sentences for the confirmation page
-    values: dict = field(default_factory=dict)  # request fields the kind sets
+    values: dict[str, Any] = field(default_factory=dict)  # request fields the kind sets
 
     @property
     def currency(self) -> str:
@@ -99,10 +103,12 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
     return amount, f"the Q{quarter} reconciliation on {day}"
 
 
-def _file(stake: Stake, *, actor, justification: str, ticket_url: str, **extra) -> ApprovalRequest:
+def _file(
+    stake: Stake, *, actor: policy.Actor, justification: str, ticket_url: str, **extra: Any
+) -> ApprovalRequest:
     request = ApprovalRequest(
         kind=stake.kind,
-        requester=actor,
+        requester=cast("User", actor),  # people file requests; the portal files none
         subscription=stake.subscription,
         justification=justification,
         ticket_url=ticket_url,
@@ -113,8 +119,9 @@ def _file(stake: Stake, *, actor, justification: str, ticket_url: str, **extra) 
         **stake.values,
         **extra,
     )
-    request._change_reason = f"requested: {justification[:80]}"
-    request._history_user = actor
+    # simple-history reads who and why off the instance on save.
+    request._change_reason = f"requested: {justification[:80]}"  # type: ignore[attr-defined]
+    request._history_user = actor  # type: ignore[attr-defined]
     try:
         with transaction.atomic():
             request.save()
@@ -190,7 +197,7 @@ def approval_request_pause(
     until: date | None,
     justification: str,
     ticket_url: str,
-    actor,
+    actor: policy.Actor,
     today: date | None = None,
 ) -> ApprovalRequest:
     """Ask sales ops to pause QSR until `until` (None: the end of the term)."""
@@ -254,7 +261,7 @@ def approval_request_reset(
     new_max_seats: int | None,
     justification: str,
     ticket_url: str,
-    actor,
+    actor: policy.Actor,
     today: date | None = None,
 ) -> ApprovalRequest:
     """Ask to waive a true-up by lowering max seats used (executed by support later)."""
@@ -285,7 +292,8 @@ def refund_stake(*, reconciliation: Reconciliation, seats: int) -> Stake:
             refunded_seats=seats,
             overage=recon.overage_seats or 0,
             already_refunded=recon.refunded_seats,
-            annual_unit_price=recon.annual_unit_price,
+            # Only a processed reconciliation gets here: it has its price and amount.
+            annual_unit_price=cast(Decimal, recon.annual_unit_price),
             currency=recon.currency,
         )
     except billing.BillingError as exc:
@@ -301,7 +309,7 @@ def refund_stake(*, reconciliation: Reconciliation, seats: int) -> Stake:
         effect=[
             f"A credit memo of -{billing.format_money(amount, sub.currency)} for {seats} of "
             f"the {recon.overage_seats} seats reconciled in Q{recon.quarter} "
-            f"({billing.format_money(recon.amount, sub.currency)} charged).",
+            f"({billing.format_money(cast(Decimal, recon.amount), sub.currency)} charged).",
             f"Paid seats go from {sub.seats} to {sub.seats - seats} when deal desk processes it.",
             "It needs a max seats reset of the namespace as well, linked to it: an open one "
             "is linked, or one is requested with it for the same seats.",
@@ -315,7 +323,7 @@ def approval_request_refund(
     seats: int,
     justification: str,
     ticket_url: str,
-    actor,
+    actor: policy.Actor,
     today: date | None = None,
 ) -> ApprovalRequest:
     """Ask to refund `seats` of a processed reconciliation, linked to a max seats reset of
@@ -419,7 +427,7 @@ def approval_request_free_period(
     days: int,
     justification: str,
     ticket_url: str,
-    actor,
+    actor: policy.Actor,
     today: date | None = None,
 ) -> ApprovalRequest:
     """Ask to give `days` days of service for free from `start` (the term grows by them)."""

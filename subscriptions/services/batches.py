@@ -15,17 +15,24 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
+from typing import Any, TypeVar
+
+from django.db.models import QuerySet
+
+from portal.policy import Actor
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+
+_QS = TypeVar("_QS", bound=QuerySet[Any])
 
 OnBatch = Callable[[int], None]
 # Subscription ids a run is limited to (a simulation), or None for the whole book.
 Only = Sequence[int] | None
 
 
-def only_these(queryset, only: Only, field: str = "subscription_id"):
+def only_these(queryset: _QS, only: Only, field: str = "subscription_id") -> _QS:
     """`queryset` limited to the subscriptions of `only` (through `field`), if given."""
     return queryset if only is None else queryset.filter(**{f"{field}__in": only})
 
@@ -38,17 +45,17 @@ def chunks(ids: Sequence[int], size: int | None = None) -> Iterable[Sequence[int
 
 def each_batch(
     ids: Sequence[int],
-    work: Callable[[Sequence[int]], Counter],
+    work: Callable[[Sequence[int]], Counter[str]],
     *,
     fail: Callable[[int, Exception], None],
     on_batch: OnBatch | None = None,
     size: int | None = None,
-) -> Counter:
+) -> Counter[str]:
     """Run `work` (one transaction) over `ids` in batches. One bad record must not hold
     up the others: a batch that raises is redone one record at a time, and each record
     that still fails is handed to `fail` and counted as `failed`, while the rest of the
     batch, and every later batch, goes through."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for batch in chunks(ids, size):
         try:
             counts += work(batch)
@@ -65,7 +72,7 @@ def each_batch(
     return counts
 
 
-Errors = list[dict] | None
+Errors = list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,14 @@ class BatchedStep:
 
     name: str
     due: Callable[[date, Only], list[int]]
-    work: Callable[..., Counter]
-    fail: Callable[[Errors, object, int, Exception], None]
+    work: Callable[..., Counter[str]]
+    fail: Callable[[Errors, Actor, int, Exception], None]
     size: int | None = None
-    tail: Callable[..., Counter] | None = None
+    tail: Callable[..., Counter[str]] | None = None
 
-    def batch(self, ids: Sequence[int], *, run_date: date, actor, errors: Errors) -> Counter:
+    def batch(
+        self, ids: Sequence[int], *, run_date: date, actor: Actor, errors: Errors
+    ) -> Counter[str]:
         """Work one batch of ids, isolating the records that fail."""
         return each_batch(
             ids,
@@ -98,11 +107,11 @@ class BatchedStep:
         self,
         *,
         run_date: date,
-        actor,
+        actor: Actor,
         on_batch: OnBatch | None = None,
         errors: Errors = None,
         only: Only = None,
-    ) -> Counter:
+    ) -> Counter[str]:
         """The whole step in this process."""
         counts = each_batch(
             self.due(run_date, only),

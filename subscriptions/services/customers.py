@@ -7,6 +7,8 @@ the two in step: whoever was the owner before loses the permission.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -16,10 +18,15 @@ from portal.roles import SALES
 from subscriptions.models import Customer
 from subscriptions.services.history import save_with_reason
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 PERMISSION = "own_customer"
 
 
-def customer_assign_owner(*, customer: Customer, owner, actor: policy.Actor) -> Customer:
+def customer_assign_owner(
+    *, customer: Customer, owner: User | None, actor: policy.Actor
+) -> Customer:
     """Make `owner` (a sales user, or None) the account's sales manager."""
     policy.check(actor, policy.Action.ASSIGN_OWNER, customer)
     if owner is not None and (not owner.is_active or SALES not in policy.roles_of(owner)):

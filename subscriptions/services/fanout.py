@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
+from portal.policy import Actor
 from subscriptions.models import JobRun, NightBatch
 from subscriptions.services.batches import BatchedStep, chunks
 
@@ -47,10 +48,10 @@ def run_step(
     *,
     job_id: int,
     run_date: date,
-    actor,
+    actor: Actor,
     dispatch: Dispatch,
     errors: list,
-) -> Counter:
+) -> Counter[str]:
     """Run `step` for the whole book with the help of workers; returns its counts and
     adds its record errors to `errors`."""
     ids = step.due(run_date, None)
@@ -73,7 +74,7 @@ def run_step(
             heartbeat(job_id)
             last_beat = time.monotonic()
         time.sleep(POLL_SECONDS)
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for batch_counts, batch_errors in NightBatch.objects.filter(
         job_run_id=job_id, step=step.name
     ).values_list("counts", "errors"):
@@ -108,7 +109,7 @@ def _claim(job_id: int, step: str) -> tuple[int, list[int], int] | None:
         return cursor.fetchone()
 
 
-def work_batches(step: BatchedStep, *, job_id: int, run_date: date, actor) -> int:
+def work_batches(step: BatchedStep, *, job_id: int, run_date: date, actor: Actor) -> int:
     """Claim and work batches of `step` until none is left to claim; returns how many
     this process did."""
     done = 0
@@ -135,7 +136,7 @@ def work_batches(step: BatchedStep, *, job_id: int, run_date: date, actor) -> in
     return done
 
 
-def help_with(job_id: int, step_name: str, steps: dict[str, BatchedStep], actor) -> int:
+def help_with(job_id: int, step_name: str, steps: dict[str, BatchedStep], actor: Actor) -> int:
     """A worker's share of a running night: the batches of `step_name` nobody holds."""
     job = JobRun.objects.filter(pk=job_id, status=JobRun.Status.RUNNING).first()
     if job is None or step_name not in steps:

@@ -12,23 +12,27 @@ Who: a user, or the portal itself (`policy.SystemActor`), whose rows have no use
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
-from portal.policy import SystemActor
+from portal.policy import Actor, SystemActor
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 from subscriptions.services.sql import pg_array
 
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
 HISTORY_TYPES = ("+", "~", "-")
 
 
-def history_user(actor):
+def history_user(actor: Actor | None) -> AbstractBaseUser | None:
     """The user a history row records for `actor`: None for the portal itself."""
     return None if actor is None or isinstance(actor, SystemActor) else actor
 
 
-def history_params(*, reason: str, user=None) -> dict:
+def history_params(*, reason: str, user: Actor | None = None) -> dict[str, Any]:
     """The parameters `history_insert_sql` statements take: why, and who."""
     who = history_user(user)
     return {"history_reason": reason[:REASON_MAX_LENGTH], "history_user": getattr(who, "pk", None)}
@@ -41,8 +45,10 @@ def history_insert_sql(model: type[Model], *, select_from: str, history_type: st
     if history_type not in HISTORY_TYPES:
         raise ValueError(f"history_type must be one of {HISTORY_TYPES}, not {history_type!r}")
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
-    history = model.history.model._meta
+    # A concrete field always has a column; the stubs allow None for the others.
+    columns = ", ".join(quote(cast(str, f.column)) for f in model._meta.concrete_fields)
+    # `history` is the manager simple-history adds to the models it tracks.
+    history = model.history.model._meta  # type: ignore[attr-defined]
     user_type = history.get_field("history_user").db_type(connection)
     return (
         f"INSERT INTO {quote(history.db_table)} "
@@ -53,7 +59,12 @@ def history_insert_sql(model: type[Model], *, select_from: str, history_type: st
 
 
 def history_snapshot(
-    model: type[Model], *, ids: Sequence[int], reason: str, user=None, history_type: str = "~"
+    model: type[Model],
+    *,
+    ids: Sequence[int],
+    reason: str,
+    user: Actor | None = None,
+    history_type: str = "~",
 ) -> int:
     """Record the current state of `model` rows `ids` as a history entry."""
     if not ids:
@@ -62,7 +73,7 @@ def history_snapshot(
     sql = history_insert_sql(
         model,
         select_from=f"{quote(model._meta.db_table)} "
-        f"WHERE {quote(model._meta.pk.column)} = ANY(%(ids)s::bigint[])",
+        f"WHERE {quote(cast(str, model._meta.pk.column))} = ANY(%(ids)s::bigint[])",
         history_type=history_type,
     )
     with connection.cursor() as cursor:
@@ -70,10 +81,13 @@ def history_snapshot(
         return cursor.rowcount
 
 
-def save_with_reason(obj: Model, fields: list[str], *, reason: str, actor=None) -> None:
+def save_with_reason(
+    obj: Model, fields: list[str], *, reason: str, actor: Actor | None = None
+) -> None:
     """Save only `fields` (and `updated_at`), with who and why on the history row."""
-    obj._change_reason = reason
-    obj._history_user = history_user(actor)
+    # simple-history reads these two attributes off the instance when it saves.
+    obj._change_reason = reason  # type: ignore[attr-defined]
+    obj._history_user = history_user(actor)  # type: ignore[attr-defined]
     obj.save(update_fields=[*fields, "updated_at"])
 
 
@@ -81,10 +95,10 @@ def update_with_history(
     model: type[Model],
     *,
     pks: Sequence[int],
-    values: Mapping[str, Sequence],
+    values: Mapping[str, Sequence[Any]],
     stamps: Mapping[str, Sequence[bool]] | None = None,
     reason: str,
-    user=None,
+    user: Actor | None = None,
 ) -> int:
     """Set, row by row, the fields in `values` (field name -> one value per pk) of
     `model` rows `pks`, in one UPDATE ... FROM unnest(...) that also writes their
@@ -100,8 +114,9 @@ def update_with_history(
     meta = model._meta
     quote = connection.ops.quote_name
     pk = meta.pk
-    columns = [(meta.get_field(name), column) for name, column in values.items()]
-    flags = [(meta.get_field(name), flag) for name, flag in stamps.items()]
+    # `values` and `stamps` name concrete fields, never relations' reverse sides.
+    columns = [(cast(Field, meta.get_field(name)), column) for name, column in values.items()]
+    flags = [(cast(Field, meta.get_field(name)), flag) for name, flag in stamps.items()]
     for name, column in [*values.items(), *stamps.items()]:
         if len(column) != len(pks):
             raise ValueError(f"{name}: {len(column)} values for {len(pks)} rows")
@@ -109,16 +124,16 @@ def update_with_history(
     arrays = [f"%(pk)s::{pk.db_type(connection)}[]"]
     aliases = ["pk"]
     assignments = []
-    params: dict = {"pk": pg_array(pks), **history_params(reason=reason, user=user)}
+    params: dict[str, Any] = {"pk": pg_array(pks), **history_params(reason=reason, user=user)}
     for i, (field, column) in enumerate(columns):
         arrays.append(f"%(v{i})s::{field.db_type(connection)}[]")
         aliases.append(f"v{i}")
-        assignments.append(f"{quote(field.column)} = v.v{i}")
+        assignments.append(f"{quote(cast(str, field.column))} = v.v{i}")
         params[f"v{i}"] = pg_array(column)
     for i, (field, flag) in enumerate(flags):
         arrays.append(f"%(s{i})s::boolean[]")
         aliases.append(f"s{i}")
-        target = quote(field.column)
+        target = quote(cast(str, field.column))
         assignments.append(f"{target} = CASE WHEN v.s{i} THEN now() ELSE t.{target} END")
         params[f"s{i}"] = pg_array(flag)
     if "updated_at" in {f.name for f in meta.concrete_fields} and "updated_at" not in stamps:
@@ -127,7 +142,7 @@ def update_with_history(
         f"WITH changed AS ("
         f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(assignments)} "
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) "
-        f"WHERE t.{quote(pk.column)} = v.pk RETURNING t.*) "
+        f"WHERE t.{quote(cast(str, pk.column))} = v.pk RETURNING t.*) "
         + history_insert_sql(model, select_from="changed", history_type="~")
     )
     with connection.cursor() as cursor:

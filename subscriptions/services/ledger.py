@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import cast
 
 from django.db import connection
+from django.db.models import Model
 
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Invoice, InvoiceLine, Subscription
 from subscriptions.services.history import history_insert_sql, history_params
@@ -83,9 +86,10 @@ _LINE_COLUMNS = (
 )  # fmt: skip
 
 
-def _types(model, columns: Sequence[str]) -> list[str]:
+def _types(model: type[Model], columns: Sequence[str]) -> list[str]:
     fields = {f.column: f for f in model._meta.concrete_fields}
-    return [fields[column].db_type(connection) for column in columns]
+    # Concrete fields have a database type; the stubs allow None for the others.
+    return [cast(str, fields[column].db_type(connection)) for column in columns]
 
 
 def _unnest(prefix: str, types: Sequence[str]) -> str:
@@ -127,7 +131,9 @@ SELECT idempotency_key, id FROM invoices
 """
 
 
-def invoices_write(*, specs: Sequence[InvoiceSpec], actor=None, reason: str = "") -> dict[str, int]:
+def invoices_write(
+    *, specs: Sequence[InvoiceSpec], actor: Actor | None = None, reason: str = ""
+) -> dict[str, int]:
     """Write the invoices whose keys are new, with their lines and history rows, in one
     statement. Returns the new invoices' ids by key; a key that exists already gets
     nothing written. Call inside a transaction."""

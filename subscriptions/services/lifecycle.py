@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.text import capfirst
 
@@ -74,7 +75,8 @@ def qsr_label(sub: Subscription) -> str:
     if sub.qsr_state == QsrState.DISABLED_FOR_BUG:
         return "Disabled for bug"
     if sub.qsr_state == QsrState.PAUSED:
-        return f"Paused until {sub.qsr_paused_until.isoformat()}"
+        # Subscription.clean(): a pause has its end date.
+        return f"Paused until {cast(date, sub.qsr_paused_until).isoformat()}"
     return "Enabled"
 
 
@@ -191,12 +193,13 @@ class AmendEffect:
 
 
 def _label(name: str) -> str:
-    return capfirst(Subscription._meta.get_field(name).verbose_name)
+    # The amendable names are the subscription's own fields, not reverse relations.
+    return str(capfirst(cast(Field, Subscription._meta.get_field(name)).verbose_name))
 
 
 def _shown(sub: Subscription, name: str) -> str:
     value = getattr(sub, name)
-    field = Subscription._meta.get_field(name)
+    field = cast(Field, Subscription._meta.get_field(name))
     if field.choices:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(value, bool):

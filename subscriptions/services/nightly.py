@@ -301,7 +301,7 @@ def _run(
     *,
     run_date: date,
     trigger: str,
-    actor,
+    actor: Actor,
     progress: Progress | None,
     only: Sequence[int] | None,
     dispatch: fanout.Dispatch | None = None,

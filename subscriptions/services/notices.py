@@ -10,6 +10,8 @@ that stood when the customer was notified.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import cast
 
 from subscriptions import billing
 from subscriptions.models import Reconciliation
@@ -25,7 +27,8 @@ def reconciliation_notice_texts(ids: Sequence[int]) -> dict[int, tuple[str, str]
 
 def _notice(recon: Reconciliation) -> tuple[str, str]:
     sub = recon.subscription
-    amount = billing.format_money(recon.amount, recon.currency)
+    # Only reconciliations with an amount get a notice (amount__isnull=False above).
+    amount = billing.format_money(cast(Decimal, recon.amount), recon.currency)
     body = (
         f"Hello {sub.customer.name},\n\n"
         f"Your subscription for {sub.namespace.name} used up to {recon.max_seats_used} seats "

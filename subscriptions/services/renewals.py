@@ -10,6 +10,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, qsr_ineligibility
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
@@ -28,8 +29,8 @@ def _renew_due_ids(run_date: date, only: Only) -> list[int]:
     return list(only_these(due, only, "pk").order_by("pk").values_list("pk", flat=True))
 
 
-def _renew_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
-    counts: Counter = Counter()
+def _renew_batch(batch: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
+    counts: Counter[str] = Counter()
     with transaction.atomic():
         subs = (
             Subscription.objects.select_for_update(skip_locked=True, of=("self", "namespace"))
@@ -42,7 +43,7 @@ def _renew_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
     return counts
 
 
-def _renew_failed(errors: Errors, actor, pk: int, exc: Exception) -> None:
+def _renew_failed(errors: Errors, actor: Actor, pk: int, exc: Exception) -> None:
     """One that fails is listed and left as it was for the next night."""
     if errors is not None:
         errors.append({"step": "renewal", "subscription": pk, "error": str(exc)[:2000]})
@@ -51,18 +52,18 @@ def _renew_failed(errors: Errors, actor, pk: int, exc: Exception) -> None:
 def subscriptions_renew_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     """Renew every active subscription whose term ended on or before `run_date`, then
     end the QSR pauses that are over."""
     return RENEW.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
-def _renew(sub: Subscription, *, actor) -> Counter:
-    counts: Counter = Counter()
+def _renew(sub: Subscription, *, actor: Actor) -> Counter[str]:
+    counts: Counter[str] = Counter()
     namespace = sub.namespace
     old_start, old_end = sub.term_start, sub.term_end
     reason = f"renewal of the term {old_start} to {old_end}"
@@ -122,9 +123,9 @@ def _renew(sub: Subscription, *, actor) -> Counter:
     return counts
 
 
-def qsr_pauses_end(*, run_date: date, actor, only: Only = None) -> Counter:
+def qsr_pauses_end(*, run_date: date, actor: Actor, only: Only = None) -> Counter[str]:
     """QSR resumes the day after a pause's last day."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     with transaction.atomic():
         paused = Subscription.objects.filter(
             qsr_state=Subscription.QsrState.PAUSED,

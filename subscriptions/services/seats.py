@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from django.db import connection, transaction
 
+from portal.policy import Actor
 from subscriptions.models import Namespace, Subscription
 from subscriptions.services.history import history_snapshot
 
@@ -53,7 +54,7 @@ RETURNING n.id
 """
 
 
-def seats_refresh(*, run_date: date, actor, only: Sequence[int] | None = None) -> int:
+def seats_refresh(*, run_date: date, actor: Actor, only: Sequence[int] | None = None) -> int:
     """Set each namespace's seats in use to its latest report up to `run_date` and raise
     its high-water mark to the highest report this term. Idempotent; returns how many
     namespaces changed. `only` limits it to these subscriptions' namespaces.

@@ -47,13 +47,16 @@ _ENCODERS: dict[type, Callable[[Any], str]] = {
     str: _quoted,
 }
 
+# The types whose subclasses (a TextChoices member, an IntegerChoices one) go in as them.
+_SUBCLASSED: tuple[type[Any], ...] = (bool, int, Decimal, date, str)
 
-def _element(value) -> str:
+
+def _element(value: Any) -> str:
     encode = _ENCODERS.get(type(value))
     if encode is not None:
         return encode(value)
     # Subclasses, such as a TextChoices member (a str) or an IntegerChoices one.
-    for kind in (bool, int, Decimal, date, str):
+    for kind in _SUBCLASSED:
         if isinstance(value, kind):
             return _ENCODERS[kind](value if kind is date else kind(value))
     raise TypeError(f"cannot put a {type(value).__name__} into an SQL array: {value!r}")

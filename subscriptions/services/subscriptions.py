@@ -16,6 +16,7 @@ cancelling a subscription are in `lifecycle.py`.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import cast
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -31,7 +32,8 @@ from .history import history_user, save_with_reason
 
 QsrState = Subscription.QsrState
 LIVE = (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
-URL_MAX_LENGTH = Subscription._meta.get_field("qsr_bug_url").max_length
+# A CharField always has a max_length; the stubs allow None for any field.
+URL_MAX_LENGTH = cast(int, Subscription._meta.get_field("qsr_bug_url").max_length)
 
 # The allowed QSR changes, (from, to). Staying in the same state with the same details
 # is a no-op and needs no entry; (paused, paused) moves the pause's end date.
@@ -66,7 +68,9 @@ def _lock_live(subscription: Subscription) -> Subscription:
     return sub
 
 
-def _qsr_change(sub: Subscription, *, to: str, values: dict, actor, reason: str) -> Subscription:
+def _qsr_change(
+    sub: Subscription, *, to: str, values: dict, actor: policy.Actor, reason: str
+) -> Subscription:
     """Move the locked `sub` to QSR state `to` with `values` (field -> new value); a
     no-op when both are in place already."""
     if sub.qsr_state == to and all(getattr(sub, f) == v for f, v in values.items()):
@@ -227,7 +231,8 @@ def suspension_schedule(
             ticket_url=ticket_url,
             reason=reason,
         )
-        suspension._change_reason = "suspension scheduled"
-        suspension._history_user = history_user(actor)
+        # simple-history reads who and why off the instance on save.
+        suspension._change_reason = "suspension scheduled"  # type: ignore[attr-defined]
+        suspension._history_user = history_user(actor)  # type: ignore[attr-defined]
         suspension.save()
     return suspension

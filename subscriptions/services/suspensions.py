@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from django.db import transaction
+from django.db.models import QuerySet
 
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
@@ -51,7 +53,7 @@ def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSp
     )
 
 
-def _start(suspension: Suspension, *, run_date: date, actor) -> str:
+def _start(suspension: Suspension, *, run_date: date, actor: Actor) -> str:
     sub = suspension.subscription
     reason = f"suspension {suspension.pk} started ({run_date})"
     result = _proration(suspension)
@@ -70,7 +72,7 @@ def _start(suspension: Suspension, *, run_date: date, actor) -> str:
     return "started"
 
 
-def _resume(suspension: Suspension, *, run_date: date, actor) -> str:
+def _resume(suspension: Suspension, *, run_date: date, actor: Actor) -> str:
     sub = suspension.subscription
     reason = f"suspension {suspension.pk} resumed ({run_date})"
     if suspension.mode != Suspension.Mode.FREE_PERIOD:
@@ -88,7 +90,7 @@ def _resume(suspension: Suspension, *, run_date: date, actor) -> str:
     return "resumed"
 
 
-def _due(status: str, date_field: str):
+def _due(status: str, date_field: str) -> Callable[[date, Only], list[int]]:
     """The suspensions in `status` whose `date_field` has come. A cancelled or expired
     subscription is never touched: its suspensions stay as they are."""
 
@@ -101,7 +103,7 @@ def _due(status: str, date_field: str):
     return due
 
 
-def _locked(batch: Sequence[int], status: str):
+def _locked(batch: Sequence[int], status: str) -> QuerySet[Suspension]:
     return (
         Suspension.objects.select_for_update(skip_locked=True, of=("self", "subscription"))
         .filter(pk__in=batch, status=status, subscription__status__in=LIVE)
@@ -109,23 +111,23 @@ def _locked(batch: Sequence[int], status: str):
     )
 
 
-def _start_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
+def _start_batch(batch: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
     with transaction.atomic():
         return Counter(
             _start(s, run_date=run_date, actor=actor) for s in _locked(batch, "scheduled")
         )
 
 
-def _resume_batch(batch: Sequence[int], *, run_date: date, actor) -> Counter:
+def _resume_batch(batch: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
     with transaction.atomic():
         locked = _locked(batch, "active")
         return Counter(_resume(s, run_date=run_date, actor=actor) for s in locked)
 
 
-def _failed(step: str):
+def _failed(step: str) -> Callable[[Errors, Actor, int, Exception], None]:
     """A suspension that fails is listed and left in its status for the next night."""
 
-    def fail(errors: Errors, actor, pk: int, exc: Exception) -> None:
+    def fail(errors: Errors, actor: Actor, pk: int, exc: Exception) -> None:
         if errors is not None:
             sub_id = Suspension.objects.filter(pk=pk).values_list("subscription_id", flat=True)
             errors.append(
@@ -153,20 +155,20 @@ RESUME = BatchedStep(
 def suspensions_start_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     return START.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
 
 
 def suspensions_resume_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     return RESUME.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)

@@ -12,7 +12,9 @@ from typing import Protocol
 from django.db import connection, transaction
 from django.db.models import Q
 
+from portal.policy import Actor
 from subscriptions.models import Reconciliation, Subscription, Suspension, qsr_ineligibility
+from subscriptions.services.batches import Errors
 from subscriptions.services.sql import pg_array
 
 MAX_ATTEMPTS = 3
@@ -29,13 +31,21 @@ QSR_TERMS = (
 class QsrTerms(Protocol):
     """What decides whether QSR charges a subscription: a Subscription, or a row of it."""
 
-    qsr_state: str
-    qsr_paused_until: date | None
-    term_months: int
-    channel: str
-    payment_method: str
-    program: str
-    offline_license: bool
+    # Read-only: the rows are named tuples.
+    @property
+    def qsr_state(self) -> str: ...
+    @property
+    def qsr_paused_until(self) -> date | None: ...
+    @property
+    def term_months(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def payment_method(self) -> str: ...
+    @property
+    def program(self) -> str: ...
+    @property
+    def offline_license(self) -> bool: ...
 
 
 def skip_reason(sub: QsrTerms, *, on: date, suspended: bool) -> str:
@@ -86,7 +96,9 @@ PRICING_FAILED = Q(status="failed", amount__isnull=True)
 INVOICING_FAILED = Q(status="failed", amount__isnull=False)
 
 
-def reconciliation_fail(*, reconciliation_id: int, error: Exception, actor=None) -> None:
+def reconciliation_fail(
+    *, reconciliation_id: int, error: Exception, actor: Actor | None = None
+) -> None:
     """Record a failed pricing or invoicing attempt; the next nights retry it, up to
     MAX_ATTEMPTS in all."""
     with transaction.atomic():
@@ -101,20 +113,19 @@ def reconciliation_fail(*, reconciliation_id: int, error: Exception, actor=None)
         recon.status = "failed"
         recon.attempts += 1
         recon.failure_reason = str(error)[:2000]
-        recon._change_reason = f"{what} failed"
+        # simple-history reads why off the instance on save.
+        recon._change_reason = f"{what} failed"  # type: ignore[attr-defined]
         recon.save(update_fields=["status", "attempts", "failure_reason", "updated_at"])
 
 
-def fail_and_record(errors: list | None, step: str, actor, recon_id: int, exc: Exception) -> None:
+def fail_and_record(errors: Errors, step: str, actor: Actor, recon_id: int, exc: Exception) -> None:
     """Mark a reconciliation that failed alone `failed`, for the next nights to retry,
     and add it to the job run's errors."""
     reconciliation_fail(reconciliation_id=recon_id, error=exc, actor=actor)
     record_error(errors, step, recon_id, recon_id, exc)
 
 
-def record_error(
-    errors: list | None, step: str, recon_id: int | None, pk: int, exc: Exception
-) -> None:
+def record_error(errors: Errors, step: str, recon_id: int | None, pk: int, exc: Exception) -> None:
     """Add a record's failure to the job run's errors. `pk` is the reconciliation when
     `recon_id` is given, else the subscription."""
     if errors is None:

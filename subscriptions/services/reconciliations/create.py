@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from django.db import connection, transaction
 
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Namespace, Reconciliation, Subscription
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only
@@ -41,7 +42,7 @@ def _suspended_on(subscription_ids: Iterable[int], on: date) -> set[int]:
 _reconciliation_dates = functools.lru_cache(maxsize=1024)(billing.reconciliation_dates)
 
 
-def _due_quarters(sub, run_date: date) -> list[tuple[int, date]]:
+def _due_quarters(sub: _SubscriptionRow, run_date: date) -> list[tuple[int, date]]:
     dates = _reconciliation_dates(sub.term_start)
     return [(q, d) for q, d in enumerate(dates, start=1) if d <= run_date and d < sub.term_end]
 
@@ -77,18 +78,18 @@ def _create_due_ids(run_date: date, only: Only) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _create_failed(errors: Errors, actor, sub_id: int, exc: Exception) -> None:
+def _create_failed(errors: Errors, actor: Actor, sub_id: int, exc: Exception) -> None:
     record_error(errors, "reconciliation_create", None, sub_id, exc)
 
 
 def reconciliations_create_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     """Give every quarter end up to `run_date` of every live subscription its record:
     `scheduled`, or `skipped` with the reason. Returns counts by outcome."""
     return CREATE.run(run_date=run_date, actor=actor, on_batch=on_batch, errors=errors, only=only)
@@ -143,7 +144,7 @@ SELECT id, status, skip_reason FROM created
 """
 
 
-def _create_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
+def _create_batch(ids: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
     # Plain rows and one INSERT ... FROM unnest: this step touches every subscription of
     # the book four times a year, so it stays clear of per-row model objects.
     with transaction.atomic(), connection.cursor() as cursor:

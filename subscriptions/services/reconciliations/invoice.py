@@ -14,6 +14,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.db.models import Q
 
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Reconciliation, Subscription
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
@@ -41,18 +42,18 @@ def _invoice_due_ids(run_date: date, only: Only) -> list[int]:
     return list(only_these(due, only).order_by("pk").values_list("pk", flat=True))
 
 
-def _invoice_failed(errors: Errors, actor, recon_id: int, exc: Exception) -> None:
+def _invoice_failed(errors: Errors, actor: Actor, recon_id: int, exc: Exception) -> None:
     fail_and_record(errors, "reconciliation_invoice", actor, recon_id, exc)
 
 
 def reconciliations_invoice_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     """Invoice the pending reconciliations whose invoice date has come (and retry the
     failed ones): a QSR overage line, and the subscription's seats grow by the overage.
     A pending reconciliation of a paused (or bug-disabled) subscription is skipped."""
@@ -108,8 +109,8 @@ FOR UPDATE OF r, s SKIP LOCKED
 """
 
 
-def _invoice_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
-    counts: Counter = Counter()
+def _invoice_batch(ids: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
+    counts: Counter[str] = Counter()
     reason_text = f"nightly {run_date}"
     with transaction.atomic():
         with connection.cursor() as cursor:

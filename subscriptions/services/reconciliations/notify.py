@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from outbox.services import outbox_add_refs
+from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Customer, Namespace, Reconciliation, SeatUsageReport, Subscription
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, only_these
@@ -42,18 +43,18 @@ def _notify_due_ids(run_date: date, only: Only) -> list[int]:
     return list(only_these(due, only).order_by("pk").values_list("pk", flat=True))
 
 
-def _notify_failed(errors: Errors, actor, recon_id: int, exc: Exception) -> None:
+def _notify_failed(errors: Errors, actor: Actor, recon_id: int, exc: Exception) -> None:
     fail_and_record(errors, "reconciliation_notify", actor, recon_id, exc)
 
 
 def reconciliations_notify_due(
     *,
     run_date: date,
-    actor,
+    actor: Actor,
     on_batch: OnBatch | None = None,
-    errors: list | None = None,
+    errors: Errors = None,
     only: Only = None,
-) -> Counter:
+) -> Counter[str]:
     """Price the scheduled reconciliations whose notice date has come and tell the
     customer: `pending` with a notice, or `processed` at 0.00 when nothing is over.
     One that cannot be priced is marked `failed` with the error, and retried by the
@@ -132,8 +133,8 @@ _PRICING = (
 )  # fmt: skip
 
 
-def _notify_batch(ids: Sequence[int], *, run_date: date, actor) -> Counter:
-    counts: Counter = Counter()
+def _notify_batch(ids: Sequence[int], *, run_date: date, actor: Actor) -> Counter[str]:
+    counts: Counter[str] = Counter()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_SCHEDULED, {"ids": pg_array(ids)})

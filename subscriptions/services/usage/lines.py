@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterator
+from typing import IO, Any
 
 # A binary file is read this many bytes at a time.
 CHUNK_SIZE = 1 << 16
@@ -39,11 +40,13 @@ class Lines:
     read. Iterating again after an Unreadable error goes on at the next line.
     """
 
-    def __init__(self, file_obj):
+    def __init__(self, file_obj: IO[Any]) -> None:
         self.number = 0
         self.troubles: dict[int, str] = {}  # line -> reason, in the current record
         self._record_start = 1
         self._record_length = 0
+        # The lines, or the _OVERLONG and _UNDECODABLE markers in their place.
+        self._pieces: Iterator[Any]
         if isinstance(file_obj.read(0), bytes):
             self._pieces, self._unit = _byte_lines(file_obj), "bytes"
         else:
@@ -92,7 +95,7 @@ class Lines:
             yield text
 
 
-def _byte_lines(stream) -> Iterator[bytes | object]:
+def _byte_lines(stream: IO[bytes]) -> Iterator[bytes | object]:
     """The lines of a binary stream, endings kept, split at \n, \r\n or \r as csv wants
     (what a TextIOWrapper with newline="" does); _OVERLONG for a line too long."""
     pending = b""
@@ -123,7 +126,7 @@ def _byte_lines(stream) -> Iterator[bytes | object]:
         yield pending
 
 
-def _text_lines(stream) -> Iterator[str | object]:
+def _text_lines(stream: IO[str]) -> Iterator[str | object]:
     """The lines of a text stream; _OVERLONG for a line too long."""
     try:
         while line := stream.readline(LINE_MAX_LENGTH + 1):

@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import date
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -37,7 +38,8 @@ from subscriptions.services.usage.common import (
 )
 from subscriptions.services.usage.lines import Lines, Unreadable, unreadable_troubles
 
-INSTANCE_ID_MAX_LENGTH = SeatUsageReport._meta.get_field("instance_id").max_length
+# A CharField always has a max_length; the stubs allow None for any field.
+INSTANCE_ID_MAX_LENGTH = cast(int, SeatUsageReport._meta.get_field("instance_id").max_length)
 # A rejected file lists its first bad lines only: a broken export can have millions.
 PROBLEMS_LISTED = 1_000
 
@@ -75,11 +77,11 @@ def usage_max_billable_users() -> int:
     problem = usage_bound_problem(bound)
     if problem:
         raise ImproperlyConfigured(problem)
-    return bound
+    return cast(int, bound)  # usage_bound_problem refuses anything but an int
 
 
 def parse_usage_csv(
-    file_obj, *, today: date | None = None
+    file_obj: IO[Any], *, today: date | None = None
 ) -> tuple[str, StagedUsage | list[UsageRow]]:
     """Read a usage CSV (binary file object, or text) into (kind, rows).
 
@@ -156,8 +158,15 @@ LEFT JOIN {Namespace._meta.db_table} AS namespace
 _BAD = "(reasons IS NOT NULL OR (key IS NOT NULL AND namespace_id IS NULL) OR first_line <> line)"
 
 
-def _problem(kind, line, key, unknown, reasons, first_line) -> tuple[int, str]:
-    found = []
+def _problem(
+    kind: str,
+    line: int,
+    key: str | None,
+    unknown: bool,
+    reasons: str | None,
+    first_line: int | None,
+) -> tuple[int, str]:
+    found: list[str] = []
     if unknown:
         found.append(f"unknown {'namespace' if kind == SAAS else 'license key'} {key!r}")
     if reasons:

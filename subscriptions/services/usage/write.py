@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from portal.errors import DomainError
+from portal.policy import Actor
 from subscriptions.models import SeatUsageReport
 from subscriptions.services.sql import pg_array
 from subscriptions.services.usage import common
@@ -135,7 +136,7 @@ def usage_import(
     *,
     rows: StagedUsage | Iterable[UsageRow],
     kind: str,
-    actor=None,
+    actor: Actor | None = None,
     source: str = "",
     dry_run: bool = False,
 ) -> UsageImportResult:
