@@ -17,13 +17,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m portal.demo
 
-## Install what the tests need, then lint, check migrations and run the whole suite.
-# Embedded servers this starts are stopped again at the end.
+## Install what the tests need, then lint, type-check, check migrations and run the suite.
+# Embedded servers this starts are stopped again at the end. mypy runs inside them too: the
+# django-stubs plugin imports the test settings, which need PostgreSQL.
+MYPY_PATHS := portal subscriptions approvals outbox manage.py
+
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m portal.embedded run -- sh -c '\
-	  DJANGO_SETTINGS_MODULE=portal.settings.test $(PY) manage.py makemigrations --check --dry-run \
+	  $(PY) -m mypy $(MYPY_PATHS) \
+	  && DJANGO_SETTINGS_MODULE=portal.settings.test $(PY) manage.py makemigrations --check --dry-run \
 	  && $(PY) -m pytest'
 
 lint: $(STAMP)
