@@ -1,0 +1,56 @@
+"""Admin for the quarterly seat reconciliations: read-only, the nightly job and the
+reconciliation services own them."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from portal.admin_base import LedgerAdmin
+from subscriptions.admin.common import SubscriptionColumns, money
+from subscriptions.models import Reconciliation
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "namespace",
+        "quarter",
+        "reconciliation_date",
+        "status",
+        "skip_reason",
+        "overage_seats",
+        "amount_display",
+        "invoice_date",
+    )
+    list_select_related = ("subscription__customer", "subscription__namespace")
+    list_filter = ("status", "skip_reason", "quarter", "currency")
+    customer_path = "subscription__customer"
+    search_fields = (
+        "subscription__customer__name",
+        "subscription__namespace__name",
+        "subscription__namespace__license_key",
+        "id__exact",
+        "subscription__id__exact",
+    )
+    date_hierarchy = "reconciliation_date"
+    readonly_fields = ("unit_price_display", "amount_display")
+    fields = (
+        "subscription",
+        ("term_start", "quarter"),
+        ("status", "skip_reason", "attempts"),
+        "failure_reason",
+        ("reconciliation_date", "notify_date", "invoice_date"),
+        ("notified_at", "invoiced_at"),
+        ("seats_paid", "max_seats_used", "overage_seats", "refunded_seats"),
+        ("unit_price_display", "remaining_quarters", "amount_display"),
+    )
+
+    @admin.display(description="Price per seat a year", ordering="annual_unit_price")
+    def unit_price_display(self, obj: Reconciliation) -> str:
+        return money(obj.annual_unit_price, obj.currency)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Reconciliation) -> str:
+        return money(obj.amount, obj.currency)
