@@ -9,62 +9,22 @@ are a record of who approved what, so they are view-only.
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from approvals.admin_actions.decisions import DISPUTE_ACTIONS, REQUEST_ACTIONS
 from approvals.admin_actions.requests import RECONCILIATION_ACTIONS, SUBSCRIPTION_REQUESTS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
+from approvals.selectors import approval_requests_awaiting, approval_requests_to_execute
 from portal import policy
 from portal.admin_actions import add_object_actions
 from portal.admin_base import LedgerAdmin, PortalAdmin, ViewOnly
 from subscriptions.admin import ReconciliationAdmin, SubscriptionAdmin, SubscriptionColumns, money
 
-Status = ApprovalRequest.Status
-Kind = ApprovalRequest.Kind
-
 # Requests and disputes are filed from the subscriptions app's pages. On a subscription's,
 # the request buttons sit between the QSR buttons and "Amend subscription".
 add_object_actions(SubscriptionAdmin, SUBSCRIPTION_REQUESTS, after="enable-qsr")
 add_object_actions(ReconciliationAdmin, RECONCILIATION_ACTIONS)
-
-# A pending request with a slot the user's roles fill that nobody has filled yet. The
-# slot is qualified (s.slot): bare, `slot` inside the subquery would be the decision's own
-# column, and any decision would then count as filling every slot.
-_OPEN_SLOT_FOR = """EXISTS (
-    SELECT 1 FROM unnest(approvals_approvalrequest.required_slots) AS s(slot)
-    WHERE s.slot = ANY(%s) AND NOT EXISTS (
-        SELECT 1 FROM approvals_approvaldecision d
-        WHERE d.request_id = approvals_approvalrequest.id AND d.slot = s.slot))"""
-
-
-def awaiting(user, queryset: QuerySet) -> QuerySet:
-    """The approval queue: requests waiting for a slot `user` may fill."""
-    roles = policy.roles_of(user)
-    slots = [s for s, fillers in policy.SLOTS.items() if fillers & roles or user.is_superuser]
-    return (
-        queryset.filter(status=Status.PENDING)
-        .exclude(requester=user)
-        .exclude(decisions__approver=user)
-        .annotate(_open_for_me=RawSQL(_OPEN_SLOT_FOR, (slots,)))
-        .filter(_open_for_me=True)
-    )
-
-
-def to_execute(user, queryset: QuerySet) -> QuerySet:
-    """Approved requests the user's role executes: resets (support), refunds whose reset
-    is approved too (deal desk)."""
-    may_reset = policy.may(user, policy.Action.EXECUTE_RESET)
-    may_refund = policy.may(user, policy.Action.PROCESS_REFUND)
-    wanted = Q(pk__in=[])
-    if may_reset:
-        wanted |= Q(kind=Kind.MAX_SEATS_RESET)
-    if may_refund:
-        wanted |= Q(
-            kind=Kind.QSR_REFUND, linked_reset__status__in=[Status.APPROVED, Status.EXECUTED]
-        )
-    return queryset.filter(wanted, status=Status.APPROVED).exclude(requester=user)
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -80,9 +40,9 @@ class QueueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "awaiting_me":
-            return awaiting(request.user, queryset)
+            return approval_requests_awaiting(user=request.user, queryset=queryset)
         if self.value() == "to_execute":
-            return to_execute(request.user, queryset)
+            return approval_requests_to_execute(user=request.user, queryset=queryset)
         if self.value() == "mine":
             return queryset.filter(requester=request.user)
         return queryset

@@ -1,9 +1,10 @@
 """History rows for set-based changes.
 
 django-simple-history writes a row per `save()`. Jobs that change thousands of rows in
-one statement write the history rows in that statement too (`history_insert_sql` after
-an `INSERT/UPDATE ... RETURNING *`), or call `history_snapshot` afterwards, so those
-changes keep their trail (who, when, why) without a model object per row.
+one statement write the history rows in that statement too (`update_with_history`, or,
+inside this package, `_history_insert_sql` after an `INSERT/UPDATE ... RETURNING *`), or
+call `history_snapshot` afterwards, so those changes keep their trail (who, when, why)
+without a model object per row.
 
 Who: a user, or the portal itself (`policy.SystemActor`), whose rows have no user.
 `None` is still taken for the portal itself while the nightly steps move to `SYSTEM`.
@@ -21,7 +22,7 @@ from portal.policy import Actor, SystemActor
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
-from subscriptions.services.sql import pg_array
+from subscriptions.services.sql import column, pg_array, pk_array, table
 
 REASON_MAX_LENGTH = 100  # simple-history's history_change_reason column
 HISTORY_TYPES = ("+", "~", "-")
@@ -33,15 +34,18 @@ def history_user(actor: Actor | None) -> AbstractBaseUser | None:
 
 
 def history_params(*, reason: str, user: Actor | None = None) -> dict[str, Any]:
-    """The parameters `history_insert_sql` statements take: why, and who."""
+    """The parameters the history-writing statements take: why, and who."""
     who = history_user(user)
     return {"history_reason": reason[:REASON_MAX_LENGTH], "history_user": getattr(who, "pk", None)}
 
 
-def history_insert_sql(model: type[Model], *, select_from: str, history_type: str) -> str:
+def _history_insert_sql(model: type[Model], *, select_from: str, history_type: str) -> str:
     """`INSERT` into `model`'s history table one row per row of `select_from`: SQL that
     follows FROM and yields the model's columns (its table with a WHERE, or a CTE such as
-    `UPDATE ... RETURNING *`). Takes the `history_params` as named parameters."""
+    `UPDATE ... RETURNING *`). Takes the `history_params` as named parameters.
+
+    Private to the services package: `select_from` is an SQL fragment, spliced in as it
+    is, so only the package's own statements (written from `_meta`) may pass one."""
     if history_type not in HISTORY_TYPES:
         raise ValueError(f"history_type must be one of {HISTORY_TYPES}, not {history_type!r}")
     quote = connection.ops.quote_name
@@ -50,6 +54,7 @@ def history_insert_sql(model: type[Model], *, select_from: str, history_type: st
     # `history` is the manager simple-history adds to the models it tracks.
     history = model.history.model._meta  # type: ignore[attr-defined]
     user_type = history.get_field("history_user").db_type(connection)
+    # Set-based: one history row per changed row, in the statement that changes them.
     return (
         f"INSERT INTO {quote(history.db_table)} "
         f"({columns}, history_date, history_change_reason, history_type, history_user_id) "
@@ -69,11 +74,11 @@ def history_snapshot(
     """Record the current state of `model` rows `ids` as a history entry."""
     if not ids:
         return 0
-    quote = connection.ops.quote_name
-    sql = history_insert_sql(
+    # Set-based: a job's thousands of changed rows get their history in one statement.
+    sql = _history_insert_sql(
         model,
-        select_from=f"{quote(model._meta.db_table)} "
-        f"WHERE {quote(cast(str, model._meta.pk.column))} = ANY(%(ids)s::bigint[])",
+        select_from=f"{table(model)} "
+        f"WHERE {column(model, model._meta.pk.name)} = ANY(%(ids)s::{pk_array(model)})",
         history_type=history_type,
     )
     with connection.cursor() as cursor:
@@ -115,21 +120,21 @@ def update_with_history(
     quote = connection.ops.quote_name
     pk = meta.pk
     # `values` and `stamps` name concrete fields, never relations' reverse sides.
-    columns = [(cast(Field, meta.get_field(name)), column) for name, column in values.items()]
+    columns = [(cast(Field, meta.get_field(name)), given) for name, given in values.items()]
     flags = [(cast(Field, meta.get_field(name)), flag) for name, flag in stamps.items()]
-    for name, column in [*values.items(), *stamps.items()]:
-        if len(column) != len(pks):
-            raise ValueError(f"{name}: {len(column)} values for {len(pks)} rows")
+    for name, given in [*values.items(), *stamps.items()]:
+        if len(given) != len(pks):
+            raise ValueError(f"{name}: {len(given)} values for {len(pks)} rows")
 
-    arrays = [f"%(pk)s::{pk.db_type(connection)}[]"]
+    arrays = [f"%(pk)s::{pk_array(model)}"]
     aliases = ["pk"]
     assignments = []
     params: dict[str, Any] = {"pk": pg_array(pks), **history_params(reason=reason, user=user)}
-    for i, (field, column) in enumerate(columns):
+    for i, (field, given) in enumerate(columns):
         arrays.append(f"%(v{i})s::{field.db_type(connection)}[]")
         aliases.append(f"v{i}")
         assignments.append(f"{quote(cast(str, field.column))} = v.v{i}")
-        params[f"v{i}"] = pg_array(column)
+        params[f"v{i}"] = pg_array(given)
     for i, (field, flag) in enumerate(flags):
         arrays.append(f"%(s{i})s::boolean[]")
         aliases.append(f"s{i}")
@@ -138,12 +143,13 @@ def update_with_history(
         params[f"s{i}"] = pg_array(flag)
     if "updated_at" in {f.name for f in meta.concrete_fields} and "updated_at" not in stamps:
         assignments.append(f"{quote('updated_at')} = now()")
+    # Set-based: a batch's rows each get their own values, in one statement, not a save each.
     sql = (
         f"WITH changed AS ("
-        f"UPDATE {quote(meta.db_table)} AS t SET {', '.join(assignments)} "
+        f"UPDATE {table(model)} AS t SET {', '.join(assignments)} "
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) "
-        f"WHERE t.{quote(cast(str, pk.column))} = v.pk RETURNING t.*) "
-        + history_insert_sql(model, select_from="changed", history_type="~")
+        f"WHERE t.{column(model, pk.name)} = v.pk RETURNING t.*) "
+        + _history_insert_sql(model, select_from="changed", history_type="~")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -1,10 +1,14 @@
-"""Arrays of values as statement parameters, for set-based writes.
+"""The small SQL layer of the set-based statements: names and arrays.
 
-A batch job sends its rows to PostgreSQL as one array per column and unpacks them with
-`unnest(%s::<type>[], ...)`: one statement for a thousand rows. psycopg adapts a Python
-list element by element, in Python, which costs more than the statement itself once a
-batch has a dozen columns; `pg_array` builds the array's text form in one pass instead,
-and the statement casts it to the column type.
+Names: statements take table and column names from the models' `_meta`, quoted by the
+connection (`table`, `column`), and type their id arrays after the primary key
+(`pk_array`), so a renamed table or a wider key changes no SQL by hand.
+
+Arrays of values as statement parameters: a batch job sends its rows to PostgreSQL as one
+array per column and unpacks them with `unnest(%s::<type>[], ...)`: one statement for a
+thousand rows. psycopg adapts a Python list element by element, in Python, which costs
+more than the statement itself once a batch has a dozen columns; `pg_array` builds the
+array's text form in one pass instead, and the statement casts it to the column type.
 """
 
 from __future__ import annotations
@@ -12,7 +16,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
+
+from django.db import connection
+from django.db.models import Field, Model
+
+
+def table(model: type[Model]) -> str:
+    """`model`'s table, quoted."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def column(model: type[Model], name: str) -> str:
+    """The column of `model`'s field `name` (for a foreign key, its `_id` column), quoted."""
+    # The names given are concrete fields, which always have a column.
+    field = cast(Field, model._meta.get_field(name))
+    return connection.ops.quote_name(cast(str, field.column))
+
+
+def pk_array(model: type[Model]) -> str:
+    """The array type of `model`'s primary keys (`bigint[]`), to cast an id array to."""
+    return f"{cast(str, model._meta.pk.db_type(connection))}[]"
 
 
 def pg_array(values: Iterable) -> str:

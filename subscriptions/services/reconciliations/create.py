@@ -18,7 +18,8 @@ from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Namespace, Reconciliation, Subscription
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only
-from subscriptions.services.history import history_insert_sql, history_params
+from subscriptions.services.history import _history_insert_sql as history_insert_sql
+from subscriptions.services.history import history_params
 from subscriptions.services.reconciliations.common import (
     LIVE_SQL,
     QSR_TERMS,
