@@ -14,7 +14,7 @@ with `add_object_actions`, so the other app need not know it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
@@ -59,18 +59,22 @@ class NoInput(forms.Form):
     pass
 
 
+def always(obj: Any) -> bool:
+    """The default `available`: the record's state allows the action whatever it is."""
+    return True
+
+
 @dataclass(frozen=True)
 class ObjectAction:
     name: str  # the URL segment
     label: str
     action: policy.Action | Callable[[Any], policy.Action]
     # The callables take the admin's record (`obj`), the form's cleaned data and the user.
-    # -> the success message; `object` because the buttons write `service(...) and "Done."`
-    perform: Callable[[Any, dict[str, Any], Any], object]
+    perform: Callable[[Any, dict[str, Any], Any], str]  # -> the success message
     preview: Callable[[Any, dict[str, Any], Any], list[str]] | None = None  # -> sentences
     form: type[forms.Form] = NoInput
     initial: Callable[[Any], dict[str, Any]] | None = None  # (obj) -> initial form data
-    available: Callable[[Any], bool] = field(default=lambda obj: True)  # the state allows it
+    available: Callable[[Any], bool] = always  # the state allows it
     danger: bool = False
     intro: str = ""
 
@@ -136,7 +140,7 @@ class ObjectActionsMixin(_AdminBase):
             try:
                 if request.POST.get("confirmed") == "yes":
                     message = action.perform(obj, form.cleaned_data, request.user)
-                    messages.success(request, str(message))
+                    messages.success(request, message)
                     return HttpResponseRedirect(self._change_url(obj))
                 effect = (
                     action.preview(obj, form.cleaned_data, request.user) if action.preview else []

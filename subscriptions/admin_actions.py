@@ -6,6 +6,9 @@ services check it again. Buttons that file approval requests are the approvals a
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.forms.models import fields_for_model
@@ -15,10 +18,11 @@ from portal import policy
 from portal.admin_actions import LINK, LinkField, ObjectAction
 from portal.errors import DomainError
 from portal.roles import SALES
-from subscriptions.models import Subscription
+from subscriptions.models import Customer, Subscription
 from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.lifecycle import (
     AMENDABLE,
+    AmendEffect,
     subscription_amend,
     subscription_amend_effect,
     subscription_cancel,
@@ -31,6 +35,7 @@ from subscriptions.services.subscriptions import (
 
 A = policy.Action
 QsrState = Subscription.QsrState
+Data = dict[str, Any]  # a form's cleaned data
 
 
 class BugDisableForm(forms.Form):
@@ -77,14 +82,18 @@ def is_live(sub: Subscription) -> bool:
     return sub.status in (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED)
 
 
-def _today():
+def _today() -> date:
     return timezone.localdate()
 
 
 # --- Subscription ------------------------------------------------------------------------
 
 
-def _bug_preview(sub, data, user):
+def _qsr_may_be_disabled(sub: Subscription) -> bool:
+    return is_live(sub) and sub.qsr_state == QsrState.ENABLED
+
+
+def _bug_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
     return [
         f"QSR of {sub} goes from {sub.get_qsr_state_display()} to disabled for the bug "
         f"{data['bug_url']} (ticket {data['ticket_url']}).",
@@ -93,30 +102,47 @@ def _bug_preview(sub, data, user):
     ]
 
 
-def _bug_perform(sub, data, user):
+def _bug_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
     subscription_qsr_disable_for_bug(
         subscription=sub, bug_url=data["bug_url"], ticket_url=data["ticket_url"], actor=user
     )
     return f"QSR disabled for the bug {data['bug_url']}."
 
 
-def _enable_preview(sub, data, user):
+def _enable_action(sub: Subscription) -> policy.Action:
+    """Ending a pause is a different permission from re-enabling QSR disabled for a bug."""
+    return A.QSR_END_PAUSE if sub.qsr_state == QsrState.PAUSED else A.QSR_ENABLE
+
+
+def _qsr_may_be_enabled(sub: Subscription) -> bool:
+    return is_live(sub) and sub.qsr_state != QsrState.ENABLED
+
+
+def _enable_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
     return [
         f"QSR of {sub} goes from {sub.get_qsr_state_display().lower()} back to enabled; the "
         "next reconciliation charges the overage as usual."
     ]
 
 
-def _enable_perform(sub, data, user):
+def _enable_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
     subscription_qsr_enable(subscription=sub, actor=user)
     return "QSR re-enabled."
 
 
-def _amend_values(data) -> dict:
+def _is_active(sub: Subscription) -> bool:
+    return sub.status == Subscription.Status.ACTIVE
+
+
+def _amend_initial(sub: Subscription) -> Data:
+    return {**{name: getattr(sub, name) for name in AMENDABLE}, "version": _version(sub)}
+
+
+def _amend_values(data: Data) -> dict[str, Any]:
     return {name: data[name] for name in AMENDABLE}
 
 
-def _amend_effect(sub, data):
+def _amend_effect(sub: Subscription, data: Data) -> AmendEffect:
     # The confirmation page showed the values against one state of the subscription; a
     # change since (a colleague, the nightly run) would be undone without being shown.
     if data["version"] != _version(sub):
@@ -130,7 +156,11 @@ def _amend_effect(sub, data):
     return effect
 
 
-def _amend_perform(sub, data, user):
+def _amend_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
+    return _amend_effect(sub, data).lines()
+
+
+def _amend_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
     _amend_effect(sub, data)
     subscription_amend(
         subscription=sub,
@@ -143,6 +173,17 @@ def _amend_perform(sub, data, user):
     return "Subscription amended."
 
 
+def _cancel_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
+    return subscription_cancel_effect(subscription=sub)
+
+
+def _cancel_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
+    subscription_cancel(
+        subscription=sub, actor=user, reason=data["reason"], ticket_url=data["ticket_url"]
+    )
+    return "Subscription cancelled."
+
+
 # The approvals app adds its request buttons after "Re-enable QSR" (approvals/admin.py).
 SUBSCRIPTION_ACTIONS = (
     ObjectAction(
@@ -152,29 +193,26 @@ SUBSCRIPTION_ACTIONS = (
         form=BugDisableForm,
         preview=_bug_preview,
         perform=_bug_perform,
-        available=lambda s: is_live(s) and s.qsr_state == QsrState.ENABLED,
+        available=_qsr_may_be_disabled,
         intro="Only for a confirmed bug: link the bug report and the ticket.",
     ),
     ObjectAction(
         name="enable-qsr",
         label="Re-enable QSR",
-        action=lambda s: A.QSR_END_PAUSE if s.qsr_state == QsrState.PAUSED else A.QSR_ENABLE,
+        action=_enable_action,
         preview=_enable_preview,
         perform=_enable_perform,
-        available=lambda s: is_live(s) and s.qsr_state != QsrState.ENABLED,
+        available=_qsr_may_be_enabled,
     ),
     ObjectAction(
         name="amend",
         label="Amend subscription",
         action=A.AMEND_SUBSCRIPTION,
         form=AmendForm,
-        initial=lambda s: {
-            **{name: getattr(s, name) for name in AMENDABLE},
-            "version": _version(s),
-        },
-        preview=lambda s, d, u: _amend_effect(s, d).lines(),
+        initial=_amend_initial,
+        preview=_amend_preview,
         perform=_amend_perform,
-        available=lambda s: s.status == Subscription.Status.ACTIVE,
+        available=_is_active,
         intro="Change the values that are wrong. The next page shows what the change does "
         "to QSR and money before anything is saved. A suspended subscription is amended "
         "after it resumes.",
@@ -184,13 +222,8 @@ SUBSCRIPTION_ACTIONS = (
         label="Cancel subscription",
         action=A.CANCEL_SUBSCRIPTION,
         form=LifecycleWhyForm,
-        preview=lambda s, d, u: subscription_cancel_effect(subscription=s),
-        perform=lambda s, d, u: (
-            subscription_cancel(
-                subscription=s, actor=u, reason=d["reason"], ticket_url=d["ticket_url"]
-            )
-            and "Subscription cancelled."
-        ),
+        preview=_cancel_preview,
+        perform=_cancel_perform,
         available=is_live,
         danger=True,
     ),
@@ -199,19 +232,31 @@ SUBSCRIPTION_ACTIONS = (
 
 # --- Customer ----------------------------------------------------------------------------
 
+
+def _owner_initial(customer: Customer) -> Data:
+    return {"owner": customer.owner_id}
+
+
+def _owner_preview(customer: Customer, data: Data, user: policy.Actor) -> list[str]:
+    return [
+        f"{customer} is owned by {data['owner'] or 'nobody'} (was {customer.owner or 'nobody'}): "
+        "they see and act on its records, and disputes are routed to them."
+    ]
+
+
+def _owner_perform(customer: Customer, data: Data, user: policy.Actor) -> str:
+    customer_assign_owner(customer=customer, owner=data["owner"], actor=user)
+    return "Sales manager set."
+
+
 CUSTOMER_ACTIONS = (
     ObjectAction(
         name="assign-owner",
         label="Assign sales manager",
         action=A.ASSIGN_OWNER,
         form=OwnerForm,
-        initial=lambda c: {"owner": c.owner_id},
-        preview=lambda c, d, u: [
-            f"{c} is owned by {d['owner'] or 'nobody'} (was {c.owner or 'nobody'}): they see "
-            "and act on its records, and disputes are routed to them."
-        ],
-        perform=lambda c, d, u: (
-            customer_assign_owner(customer=c, owner=d["owner"], actor=u) and "Sales manager set."
-        ),
+        initial=_owner_initial,
+        preview=_owner_preview,
+        perform=_owner_perform,
     ),
 )

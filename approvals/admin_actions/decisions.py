@@ -4,17 +4,20 @@ a preview from the services and the service call (see `portal.admin_actions`).""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 
 from approvals import services
 from approvals.models import ApprovalRequest, Dispute
-from approvals.services.execution import reset_value_check
 from portal import policy
 from portal.admin_actions import ObjectAction
 from subscriptions import billing
+from subscriptions.models import Reconciliation
 
 A = policy.Action
 Status = ApprovalRequest.Status
+Data = dict[str, Any]  # a form's cleaned data
 
 
 class ReasonForm(forms.Form):
@@ -36,7 +39,11 @@ class ResolveForm(forms.Form):
 # --- Approval request --------------------------------------------------------------------
 
 
-def _approve_preview(req, data, user):
+def _is_pending(req: ApprovalRequest) -> bool:
+    return req.status == Status.PENDING
+
+
+def _approve_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
     slot = policy.slots_for(user, req)[0]
     left = [
         s
@@ -62,12 +69,12 @@ def _approve_preview(req, data, user):
     return lines
 
 
-def _approve_perform(req, data, user):
+def _approve_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
     req = services.approval_approve(request=req, actor=user, reason=data.get("reason", ""))
     return f"Approved. The request is {req.get_status_display().lower()}."
 
 
-def _reject_preview(req, data, user):
+def _reject_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
     lines = [f"{req} is rejected and ends here; the requester is emailed your reason."]
     refund = getattr(req, "refund", None)
     if refund is not None and refund.is_open:
@@ -75,10 +82,37 @@ def _reject_preview(req, data, user):
     return lines
 
 
-def _execute_reset_preview(req, data, user):
+def _reject_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
+    services.approval_reject(request=req, actor=user, reason=data["reason"])
+    return "Rejected."
+
+
+def _is_open(req: ApprovalRequest) -> bool:
+    return req.is_open
+
+
+def _cancel_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
+    return [f"{req} is withdrawn; approvers need not act on it any more."]
+
+
+def _cancel_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
+    services.approval_cancel(request=req, actor=user, reason=data.get("reason", ""))
+    return "Cancelled."
+
+
+def _reset_executable(req: ApprovalRequest) -> bool:
+    return req.kind == req.Kind.MAX_SEATS_RESET and req.status == Status.APPROVED
+
+
+def _reset_initial(req: ApprovalRequest) -> Data:
+    ns = req.subscription.namespace
+    return {"new_max_seats": max(ns.seats_in_use, ns.max_seats_used - req.seats_at_stake)}
+
+
+def _execute_reset_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
     ns = req.subscription.namespace
     new = data["new_max_seats"]
-    reset_value_check(ns, new, approved_seats=req.seats_at_stake)
+    services.reset_value_check(ns, new, approved_seats=req.seats_at_stake)
     return [
         f"Max seats used of {ns} goes from {ns.max_seats_used} to {new} "
         f"({ns.seats_in_use} in use; approval waives up to {req.seats_at_stake} seats).",
@@ -86,30 +120,36 @@ def _execute_reset_preview(req, data, user):
     ]
 
 
-def _refund_preview(req, data, user):
-    recon = req.reconciliation
-    amount = billing.qsr_refund_amount(
-        quarter=recon.quarter,
-        refunded_seats=req.seats_at_stake,
-        overage=recon.overage_seats or 0,
-        already_refunded=recon.refunded_seats,
-        annual_unit_price=recon.annual_unit_price,
-        currency=recon.currency,
+def _execute_reset_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
+    services.approval_execute_reset(request=req, new_max_seats=data["new_max_seats"], actor=user)
+    return f"Max seats used set to {data['new_max_seats']}."
+
+
+def _refund_processable(req: ApprovalRequest) -> bool:
+    return (
+        req.kind == req.Kind.QSR_REFUND
+        and req.status == Status.APPROVED
+        and cast(ApprovalRequest, req.linked_reset).status in services.REFUND_RESET_READY
     )
+
+
+def _refund_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
+    recon = cast(Reconciliation, req.reconciliation)  # a refund is of a reconciliation
     sub = req.subscription
+    effect = services.refund_effect(req, reconciliation=recon, subscription=sub)
     return [
-        f"A credit memo of -{billing.format_money(amount, recon.currency)} to "
-        f"{sub.customer} for {req.seats_at_stake} seats of {recon}.",
-        f"Paid seats go from {sub.seats} to {sub.seats - req.seats_at_stake}.",
+        f"A credit memo of -{billing.format_money(effect.amount, effect.currency)} to "
+        f"{sub.customer} for {effect.seats} seats of {recon}.",
+        f"Paid seats go from {sub.seats} to {effect.paid_seats_after}.",
         f"The linked max seats reset #{req.linked_reset_id} is "
-        f"{req.linked_reset.get_status_display().lower()}; the refund is complete once "
-        "support has executed it.",
+        f"{cast(ApprovalRequest, req.linked_reset).get_status_display().lower()}; the refund "
+        "is complete once support has executed it.",
     ]
 
 
-def _reset_initial(req):
-    ns = req.subscription.namespace
-    return {"new_max_seats": max(ns.seats_in_use, ns.max_seats_used - req.seats_at_stake)}
+def _refund_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
+    services.approval_process_refund(request=req, actor=user)
+    return "Refund processed."
 
 
 REQUEST_ACTIONS = (
@@ -120,7 +160,7 @@ REQUEST_ACTIONS = (
         form=ReasonForm,
         preview=_approve_preview,
         perform=_approve_perform,
-        available=lambda r: r.status == Status.PENDING,
+        available=_is_pending,
     ),
     ObjectAction(
         name="reject",
@@ -128,10 +168,8 @@ REQUEST_ACTIONS = (
         action=A.DECIDE,
         form=RequiredReasonForm,
         preview=_reject_preview,
-        perform=lambda r, d, u: (
-            services.approval_reject(request=r, actor=u, reason=d["reason"]) and "Rejected."
-        ),
-        available=lambda r: r.status == Status.PENDING,
+        perform=_reject_perform,
+        available=_is_pending,
         danger=True,
     ),
     ObjectAction(
@@ -139,12 +177,9 @@ REQUEST_ACTIONS = (
         label="Cancel request",
         action=A.CANCEL_REQUEST,
         form=ReasonForm,
-        preview=lambda r, d, u: [f"{r} is withdrawn; approvers need not act on it any more."],
-        perform=lambda r, d, u: (
-            services.approval_cancel(request=r, actor=u, reason=d.get("reason", ""))
-            and "Cancelled."
-        ),
-        available=lambda r: r.is_open,
+        preview=_cancel_preview,
+        perform=_cancel_perform,
+        available=_is_open,
         danger=True,
     ),
     ObjectAction(
@@ -154,30 +189,35 @@ REQUEST_ACTIONS = (
         form=ExecuteResetForm,
         initial=_reset_initial,
         preview=_execute_reset_preview,
-        perform=lambda r, d, u: (
-            services.approval_execute_reset(request=r, new_max_seats=d["new_max_seats"], actor=u)
-            and f"Max seats used set to {d['new_max_seats']}."
-        ),
-        available=lambda r: r.kind == r.Kind.MAX_SEATS_RESET and r.status == Status.APPROVED,
+        perform=_execute_reset_perform,
+        available=_reset_executable,
     ),
     ObjectAction(
         name="process-refund",
         label="Process refund",
         action=A.PROCESS_REFUND,
         preview=_refund_preview,
-        perform=lambda r, d, u: (
-            services.approval_process_refund(request=r, actor=u) and "Refund processed."
-        ),
-        available=lambda r: (
-            r.kind == r.Kind.QSR_REFUND
-            and r.status == Status.APPROVED
-            and r.linked_reset.status in (Status.APPROVED, Status.EXECUTED)
-        ),
+        perform=_refund_perform,
+        available=_refund_processable,
     ),
 )
 
 
 # --- Dispute -----------------------------------------------------------------------------
+
+
+def _is_routed(dispute: Dispute) -> bool:
+    return dispute.status == Dispute.Status.ROUTED
+
+
+def _resolve_preview(dispute: Dispute, data: Data, user: policy.Actor) -> list[str]:
+    return [f"{dispute} is marked resolved: {data['resolution']}"]
+
+
+def _resolve_perform(dispute: Dispute, data: Data, user: policy.Actor) -> str:
+    services.dispute_resolve(dispute=dispute, resolution=data["resolution"], actor=user)
+    return "Dispute resolved."
+
 
 DISPUTE_ACTIONS = (
     ObjectAction(
@@ -185,11 +225,8 @@ DISPUTE_ACTIONS = (
         label="Record the outcome",
         action=A.RESOLVE_DISPUTE,
         form=ResolveForm,
-        preview=lambda d, data, u: [f"{d} is marked resolved: {data['resolution']}"],
-        perform=lambda d, data, u: (
-            services.dispute_resolve(dispute=d, resolution=data["resolution"], actor=u)
-            and "Dispute resolved."
-        ),
-        available=lambda d: d.status == Dispute.Status.ROUTED,
+        preview=_resolve_preview,
+        perform=_resolve_perform,
+        available=_is_routed,
     ),
 )

@@ -6,6 +6,9 @@ what is at stake and whose approval it needs, and the service call (see
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from django import forms
 from django.utils import timezone
 
@@ -16,9 +19,10 @@ from portal.admin_actions import LINK, LinkField, ObjectAction
 from portal.errors import DomainError
 from subscriptions import billing
 from subscriptions.admin_actions import is_live
-from subscriptions.models import Reconciliation
+from subscriptions.models import Reconciliation, Subscription
 
 A = policy.Action
+Data = dict[str, Any]  # a form's cleaned data
 
 
 class WhyForm(forms.Form):
@@ -61,7 +65,7 @@ class DisputeForm(forms.Form):
     ticket_url = LinkField(label="Support ticket link", **LINK)
 
 
-def _today():
+def _today() -> date:
     return timezone.localdate()
 
 
@@ -79,24 +83,74 @@ def _filed(request: ApprovalRequest) -> str:
 
 # --- Subscription ------------------------------------------------------------------------
 
+
+def _pause_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
+    return _stake_lines(services.pause_stake(subscription=sub, until=data["until"], today=_today()))
+
+
+def _pause_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
+    return _filed(
+        services.approval_request_pause(
+            subscription=sub,
+            until=data["until"],
+            justification=data["justification"],
+            ticket_url=data["ticket_url"],
+            actor=user,
+        )
+    )
+
+
+def _reset_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
+    return _stake_lines(
+        services.reset_stake(subscription=sub, new_max_seats=data["new_max_seats"], today=_today())
+    )
+
+
+def _reset_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
+    return _filed(
+        services.approval_request_reset(
+            subscription=sub,
+            new_max_seats=data["new_max_seats"],
+            justification=data["justification"],
+            ticket_url=data["ticket_url"],
+            actor=user,
+        )
+    )
+
+
+def _free_period_initial(sub: Subscription) -> Data:
+    return {"start": max(_today(), sub.term_start), "days": 30}
+
+
+def _free_period_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
+    return _stake_lines(
+        services.free_period_stake(
+            subscription=sub, start=data["start"], days=data["days"], today=_today()
+        )
+    )
+
+
+def _free_period_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
+    return _filed(
+        services.approval_request_free_period(
+            subscription=sub,
+            start=data["start"],
+            days=data["days"],
+            justification=data["justification"],
+            ticket_url=data["ticket_url"],
+            actor=user,
+        )
+    )
+
+
 SUBSCRIPTION_REQUESTS = (
     ObjectAction(
         name="request-pause",
         label="Request a QSR pause",
         action=A.REQUEST_PAUSE,
         form=PauseForm,
-        preview=lambda s, d, u: _stake_lines(
-            services.pause_stake(subscription=s, until=d["until"], today=_today())
-        ),
-        perform=lambda s, d, u: _filed(
-            services.approval_request_pause(
-                subscription=s,
-                until=d["until"],
-                justification=d["justification"],
-                ticket_url=d["ticket_url"],
-                actor=u,
-            )
-        ),
+        preview=_pause_preview,
+        perform=_pause_perform,
         available=is_live,
     ),
     ObjectAction(
@@ -104,18 +158,8 @@ SUBSCRIPTION_REQUESTS = (
         label="Request a max seats reset",
         action=A.REQUEST_RESET,
         form=ResetForm,
-        preview=lambda s, d, u: _stake_lines(
-            services.reset_stake(subscription=s, new_max_seats=d["new_max_seats"], today=_today())
-        ),
-        perform=lambda s, d, u: _filed(
-            services.approval_request_reset(
-                subscription=s,
-                new_max_seats=d["new_max_seats"],
-                justification=d["justification"],
-                ticket_url=d["ticket_url"],
-                actor=u,
-            )
-        ),
+        preview=_reset_preview,
+        perform=_reset_perform,
         available=is_live,
     ),
     ObjectAction(
@@ -123,22 +167,9 @@ SUBSCRIPTION_REQUESTS = (
         label="Request a free period",
         action=A.REQUEST_FREE_PERIOD,
         form=FreePeriodForm,
-        initial=lambda s: {"start": max(_today(), s.term_start), "days": 30},
-        preview=lambda s, d, u: _stake_lines(
-            services.free_period_stake(
-                subscription=s, start=d["start"], days=d["days"], today=_today()
-            )
-        ),
-        perform=lambda s, d, u: _filed(
-            services.approval_request_free_period(
-                subscription=s,
-                start=d["start"],
-                days=d["days"],
-                justification=d["justification"],
-                ticket_url=d["ticket_url"],
-                actor=u,
-            )
-        ),
+        initial=_free_period_initial,
+        preview=_free_period_preview,
+        perform=_free_period_perform,
         available=is_live,
     ),
 )
@@ -147,15 +178,15 @@ SUBSCRIPTION_REQUESTS = (
 # --- Reconciliation ----------------------------------------------------------------------
 
 
-def _dispute_preview(recon, data, user):
-    customer = recon.subscription.customer
-    owner = customer.owner
-    if owner is None or not owner.is_active:
-        # What `dispute_record` refuses: there is nobody to route the dispute to.
-        raise DomainError(
-            f"{customer} has no active sales manager to route the dispute to; ask sales ops "
-            "to assign one."
-        )
+def _disputable(recon: Reconciliation) -> bool:
+    return recon.status in services.DISPUTABLE
+
+
+def _dispute_preview(recon: Reconciliation, data: Data, user: policy.Actor) -> list[str]:
+    refusal = services.dispute_refusal(recon)
+    if refusal is not None:
+        raise DomainError(refusal)
+    owner = recon.subscription.customer.owner
     return [
         f"A dispute of {recon} ({billing.format_money(recon.amount or 0, recon.currency)}) is "
         f"routed to the account's sales manager, {owner}, by email.",
@@ -164,11 +195,39 @@ def _dispute_preview(recon, data, user):
     ]
 
 
-def _dispute_perform(recon, data, user):
+def _dispute_perform(recon: Reconciliation, data: Data, user: policy.Actor) -> str:
     d = services.dispute_record(
         reconciliation=recon, reason=data["reason"], ticket_url=data["ticket_url"], actor=user
     )
     return f"Dispute #{d.pk} routed to {d.assigned_to}; close your ticket as routed."
+
+
+def _refundable(recon: Reconciliation) -> bool:
+    """Processed, with overage seats not refunded yet."""
+    return (
+        recon.status == Reconciliation.Status.PROCESSED
+        and (recon.overage_seats or 0) > recon.refunded_seats
+    )
+
+
+def _refund_initial(recon: Reconciliation) -> Data:
+    return {"seats": (recon.overage_seats or 0) - recon.refunded_seats}
+
+
+def _refund_preview(recon: Reconciliation, data: Data, user: policy.Actor) -> list[str]:
+    return _stake_lines(services.refund_stake(reconciliation=recon, seats=data["seats"]))
+
+
+def _refund_perform(recon: Reconciliation, data: Data, user: policy.Actor) -> str:
+    return _filed(
+        services.approval_request_refund(
+            reconciliation=recon,
+            seats=data["seats"],
+            justification=data["justification"],
+            ticket_url=data["ticket_url"],
+            actor=user,
+        )
+    )
 
 
 RECONCILIATION_ACTIONS = (
@@ -179,31 +238,16 @@ RECONCILIATION_ACTIONS = (
         form=DisputeForm,
         preview=_dispute_preview,
         perform=_dispute_perform,
-        available=lambda r: (
-            r.status in (Reconciliation.Status.PENDING, Reconciliation.Status.PROCESSED)
-        ),
+        available=_disputable,
     ),
     ObjectAction(
         name="request-refund",
         label="Request a refund",
         action=A.REQUEST_REFUND,
         form=RefundForm,
-        initial=lambda r: {"seats": (r.overage_seats or 0) - r.refunded_seats},
-        preview=lambda r, d, u: _stake_lines(
-            services.refund_stake(reconciliation=r, seats=d["seats"])
-        ),
-        perform=lambda r, d, u: _filed(
-            services.approval_request_refund(
-                reconciliation=r,
-                seats=d["seats"],
-                justification=d["justification"],
-                ticket_url=d["ticket_url"],
-                actor=u,
-            )
-        ),
-        available=lambda r: (
-            r.status == Reconciliation.Status.PROCESSED
-            and (r.overage_seats or 0) > r.refunded_seats
-        ),
+        initial=_refund_initial,
+        preview=_refund_preview,
+        perform=_refund_perform,
+        available=_refundable,
     ),
 )

@@ -1,8 +1,15 @@
 """Approval workflows: filing requests, deciding, executing, disputes, expiry."""
 
 from .decisions import approval_approve, approval_cancel, approval_reject
-from .disputes import DISPUTABLE, dispute_record, dispute_resolve
-from .execution import approval_execute_reset, approval_process_refund
+from .disputes import DISPUTABLE, dispute_record, dispute_refusal, dispute_resolve
+from .execution import (
+    REFUND_RESET_READY,
+    RefundEffect,
+    approval_execute_reset,
+    approval_process_refund,
+    refund_effect,
+    reset_value_check,
+)
 from .expiry import APPROVED_EXPIRES_AFTER, PENDING_EXPIRES_AFTER, approval_requests_expire
 from .requests import (
     approval_request_free_period,
@@ -19,6 +26,8 @@ __all__ = [
     "APPROVED_EXPIRES_AFTER",
     "DISPUTABLE",
     "PENDING_EXPIRES_AFTER",
+    "REFUND_RESET_READY",
+    "RefundEffect",
     "approval_approve",
     "approval_cancel",
     "approval_execute_reset",
@@ -30,9 +39,12 @@ __all__ = [
     "approval_request_reset",
     "approval_requests_expire",
     "dispute_record",
+    "dispute_refusal",
     "dispute_resolve",
     "free_period_stake",
     "pause_stake",
+    "refund_effect",
     "refund_stake",
     "reset_stake",
+    "reset_value_check",
 ]

@@ -27,6 +27,30 @@ from subscriptions.services.subscriptions import check_url
 DISPUTABLE = (Reconciliation.Status.PENDING, Reconciliation.Status.PROCESSED)
 
 
+def dispute_refusal(reconciliation: Reconciliation) -> str | None:
+    """Why `reconciliation` cannot be disputed as it stands, or None if it can: it must be
+    pending or processed, not disputed already, and have a sales manager to route to."""
+    recon = reconciliation
+    if recon.status not in DISPUTABLE:
+        return (
+            "Only a pending or processed reconciliation can be disputed; this one is "
+            f"{recon.get_status_display().lower()}."
+        )
+    open_one = recon.disputes.filter(status=Dispute.Status.ROUTED).first()
+    if open_one is not None:
+        return (
+            f"This reconciliation is disputed already (dispute #{open_one.pk}, routed to "
+            f"{open_one.assigned_to})."
+        )
+    customer = recon.subscription.customer
+    if customer.owner is None or not customer.owner.is_active:
+        return (
+            f"{customer} has no active sales manager to route the dispute to; ask sales ops "
+            "to assign one."
+        )
+    return None
+
+
 def dispute_record(
     *, reconciliation: Reconciliation, reason: str, ticket_url: str, actor: policy.Actor
 ) -> Dispute:
@@ -41,25 +65,13 @@ def dispute_record(
             .select_related("subscription__customer__owner")
             .get(pk=reconciliation.pk)
         )
-        if recon.status not in DISPUTABLE:
-            raise DomainError(
-                "Only a pending or processed reconciliation can be disputed; this one is "
-                f"{recon.get_status_display().lower()}."
-            )
         open_one = recon.disputes.filter(status=Dispute.Status.ROUTED).first()
-        if open_one is not None:
-            if open_one.ticket_url == ticket_url:
-                return open_one  # the same ticket submitted twice
-            raise DomainError(
-                f"This reconciliation is disputed already (dispute #{open_one.pk}, routed to "
-                f"{open_one.assigned_to})."
-            )
-        owner = recon.subscription.customer.owner
-        if owner is None or not owner.is_active:
-            raise DomainError(
-                f"{recon.subscription.customer} has no active sales manager to route the "
-                "dispute to; ask sales ops to assign one."
-            )
+        if open_one is not None and open_one.ticket_url == ticket_url:
+            return open_one  # the same ticket submitted twice
+        refusal = dispute_refusal(recon)
+        if refusal is not None:
+            raise DomainError(refusal)
+        owner = cast("User", recon.subscription.customer.owner)  # dispute_refusal checked
         dispute = Dispute(
             reconciliation=recon,
             reason=reason,

@@ -4,6 +4,7 @@ the same execution is a no-op, and whoever requested it cannot execute it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
@@ -93,6 +94,54 @@ def approval_execute_reset(
         return req
 
 
+# The states of its linked max seats reset in which a refund can be processed.
+REFUND_RESET_READY = (Status.APPROVED, Status.EXECUTED)
+
+
+@dataclass(frozen=True)
+class RefundEffect:
+    """What processing a QSR refund writes: the credit memo and the seats it takes off."""
+
+    amount: Decimal  # given back, positive; the credit memo line is its negative
+    seats: int
+    unit_price: Decimal
+    currency: str
+    paid_seats_after: int  # the subscription's
+    refunded_seats_after: int  # the reconciliation's
+    fully_refunded: bool  # all the reconciliation's overage is refunded then
+
+
+def refund_effect(
+    request: ApprovalRequest, *, reconciliation: Reconciliation, subscription: Subscription
+) -> RefundEffect:
+    """What processing the refund `request` does to `reconciliation` and `subscription`
+    (its own, locked by the service, as loaded by the confirmation page); writes nothing.
+    Raises DomainError if the reconciliation cannot be refunded so."""
+    recon, seats = reconciliation, request.seats_at_stake
+    if recon.status != Reconciliation.Status.PROCESSED:
+        raise DomainError(f"The reconciliation is {recon.get_status_display().lower()}.")
+    try:
+        amount = billing.qsr_refund_amount(
+            quarter=recon.quarter,
+            refunded_seats=seats,
+            overage=recon.overage_seats or 0,
+            already_refunded=recon.refunded_seats,
+            annual_unit_price=cast(Decimal, recon.annual_unit_price),
+            currency=recon.currency,
+        )
+    except billing.BillingError as exc:
+        raise DomainError(str(exc)) from exc
+    return RefundEffect(
+        amount=amount,
+        seats=seats,
+        unit_price=billing.round_money(amount / seats, recon.currency),
+        currency=recon.currency,
+        paid_seats_after=subscription.seats - seats,
+        refunded_seats_after=recon.refunded_seats + seats,
+        fully_refunded=recon.refunded_seats + seats == recon.overage_seats,
+    )
+
+
 def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) -> ApprovalRequest:
     """Write the refund's credit memo, take the refunded seats off the subscription and
     mark the reconciliation refunded once all its overage is. Needs the refund and its
@@ -112,7 +161,7 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
         if req.status == Status.EXECUTED and req.kind == Kind.QSR_REFUND:
             return req
         _executable(req, Kind.QSR_REFUND, actor, policy.Action.PROCESS_REFUND)
-        if reset.status not in (Status.APPROVED, Status.EXECUTED):
+        if reset.status not in REFUND_RESET_READY:
             raise DomainError(
                 f"The linked max seats reset #{reset.pk} is {reset.get_status_display().lower()};"
                 " a refund is processed once both are approved."
@@ -120,39 +169,27 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
         # A refund is of a reconciliation, and a processed one has its price.
         recon = Reconciliation.objects.select_for_update().get(pk=cast(int, req.reconciliation_id))
         sub = Subscription.objects.select_for_update().get(pk=req.subscription_id)
-        if recon.status != Reconciliation.Status.PROCESSED:
-            raise DomainError(f"The reconciliation is {recon.get_status_display().lower()}.")
-        try:
-            amount = billing.qsr_refund_amount(
-                quarter=recon.quarter,
-                refunded_seats=req.seats_at_stake,
-                overage=recon.overage_seats or 0,
-                already_refunded=recon.refunded_seats,
-                annual_unit_price=cast(Decimal, recon.annual_unit_price),
-                currency=recon.currency,
-            )
-        except billing.BillingError as exc:
-            raise DomainError(str(exc)) from exc
+        effect = refund_effect(req, reconciliation=recon, subscription=sub)
         reason = f"QSR refund, request #{req.pk}"
         line = LineSpec(
             kind=InvoiceLine.Kind.REFUND_CREDIT,
-            description=f"Refund of {req.seats_at_stake} seats of {recon}",
-            quantity=req.seats_at_stake,
-            unit_price=billing.round_money(amount / req.seats_at_stake, recon.currency),
+            description=f"Refund of {effect.seats} seats of {recon}",
+            quantity=effect.seats,
+            unit_price=effect.unit_price,
             period_start=recon.reconciliation_date,
             period_end=sub.term_end,
-            amount=-amount,
+            amount=-effect.amount,
             reconciliation_id=recon.pk,
         )
         spec = InvoiceSpec.for_subscription(
             sub, key=f"refund:{req.pk}", issue_date=timezone.localdate(), lines=[line]
         )
         invoices_write(specs=[spec], actor=actor, reason=reason)
-        sub.seats -= req.seats_at_stake
+        sub.seats = effect.paid_seats_after
         save_with_reason(sub, ["seats"], reason=reason, actor=actor)
-        recon.refunded_seats += req.seats_at_stake
+        recon.refunded_seats = effect.refunded_seats_after
         fields = ["refunded_seats"]
-        if recon.refunded_seats == recon.overage_seats:
+        if effect.fully_refunded:
             recon.status = Reconciliation.Status.REFUNDED
             fields.append("status")
         save_with_reason(recon, fields, reason=reason, actor=actor)
@@ -160,7 +197,7 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
             req,
             Status.EXECUTED,
             actor=actor,
-            reason=f"refund processed: -{billing.format_money(amount, recon.currency)}",
+            reason=f"refund processed: -{billing.format_money(effect.amount, recon.currency)}",
             executed_at=timezone.now(),
             executed_by=actor,
         )

@@ -16,10 +16,11 @@ from approvals.services import (
     approval_process_refund,
     approval_reject,
     approval_requests_expire,
+    refund_effect,
 )
 from portal import policy
 from portal.policy import SYSTEM, Action, NotAllowed
-from subscriptions.models import Subscription
+from subscriptions.models import InvoiceLine, Reconciliation, Subscription
 from tests.approvals.helpers import (
     account,
     approve_both,
@@ -110,6 +111,25 @@ def test_whoever_requested_a_refund_does_not_process_it(p, today, recon):
 
     approval_process_refund(request=request, actor=p.desk)
     assert fresh(request).executed_by == p.desk
+
+
+def test_a_refund_writes_the_effect_its_confirmation_page_shows(p, today, recon):
+    request = approve_both(refund(recon, p.owner, today, seats=4), p)
+    sub = request.subscription
+    effect = refund_effect(request, reconciliation=recon, subscription=sub)
+
+    approval_process_refund(request=request, actor=p.desk)
+
+    line = InvoiceLine.objects.get(reconciliation=recon)
+    assert (line.quantity, line.unit_price, line.amount) == (
+        effect.seats,
+        effect.unit_price,
+        -effect.amount,
+    )
+    recon = fresh(recon)
+    assert fresh(sub).seats == effect.paid_seats_after == 106
+    assert recon.refunded_seats == effect.refunded_seats_after == 4
+    assert (recon.status == Reconciliation.Status.REFUNDED) == effect.fully_refunded
 
 
 # --- Rejection, cancellation, expiry -----------------------------------------------------

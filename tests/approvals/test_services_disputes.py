@@ -8,7 +8,7 @@ from django.core import mail
 from django.db import transaction
 
 from approvals.models import ApprovalRequest, Dispute
-from approvals.services import dispute_record, dispute_resolve
+from approvals.services import dispute_record, dispute_refusal, dispute_resolve
 from subscriptions.models import Customer, Reconciliation
 from tests.approvals.helpers import TICKET, account, fresh, refused, sent_to
 from tests.factories import ReconciliationFactory
@@ -110,6 +110,26 @@ def test_the_same_ticket_twice_records_one_dispute(p):
     assert dispute(recon, p.support) == first
     with refused(None, "This reconciliation is disputed already"):
         dispute(recon, p.support2, ticket="https://tickets.example.com/other")
+
+
+def test_the_refusal_the_preview_shows_is_the_one_the_service_raises(p):
+    recon = recon_in("processed", p)
+    assert dispute_refusal(recon) is None
+
+    first = dispute(recon, p.support)
+    assert dispute_refusal(recon) == (
+        f"This reconciliation is disputed already (dispute #{first.pk}, routed to {p.owner})."
+    )
+    assert dispute_refusal(recon_in("scheduled", p)) == (
+        "Only a pending or processed reconciliation can be disputed; this one is scheduled."
+    )
+    unowned = recon_in("pending", p)
+    Customer.objects.filter(pk=unowned.subscription.customer_id).update(owner=None)
+    unowned = Reconciliation.objects.get(pk=unowned.pk)
+    assert dispute_refusal(unowned) == (
+        f"{unowned.subscription.customer} has no active sales manager to route the dispute "
+        "to; ask sales ops to assign one."
+    )
 
 
 def test_the_sales_manager_resolves_the_dispute(p):
