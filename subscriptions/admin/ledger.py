@@ -74,8 +74,10 @@ class InvoiceAdmin(LedgerAdmin):
     readonly_fields = ("number", "total_display", "credit_memo")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
-        # The totals come with the page in one query instead of one sum per row.
-        return cast(InvoiceQuerySet, super().get_queryset(request)).with_totals()
+        # The totals come with the page in one query instead of one sum per row. A grouped
+        # query drops the model's default ordering: say it again, so pages stay stable.
+        invoices = cast(InvoiceQuerySet, super().get_queryset(request)).with_totals()
+        return invoices.order_by(*Invoice._meta.ordering)
 
     def get_search_results(self, request, queryset, search_term):
         match = INVOICE_NUMBER.match(search_term.strip())
