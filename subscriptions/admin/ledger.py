@@ -75,9 +75,9 @@ class InvoiceAdmin(LedgerAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invoice]:
         # The totals come with the page in one query instead of one sum per row. A grouped
-        # query drops the model's default ordering: say it again, so pages stay stable.
+        # query drops the model's default ordering (Meta.ordering): say it again.
         invoices = cast(InvoiceQuerySet, super().get_queryset(request)).with_totals()
-        return invoices.order_by(*Invoice._meta.ordering)
+        return invoices.order_by("-issue_date", "-id")
 
     def get_search_results(self, request, queryset, search_term):
         match = INVOICE_NUMBER.match(search_term.strip())
