@@ -101,6 +101,21 @@ def test_the_core_imports_neither_app_and_subscriptions_does_not_import_approval
     assert crossings == []
 
 
+def test_no_module_imports_a_private_name_from_another():
+    mods = modules()
+    borrowed = sorted(
+        f"{mod}: {node.module}.{alias.name}"
+        for mod, path in mods.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.split(".")[0] in PACKAGES
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    )
+    assert borrowed == []
+
+
 def test_no_module_outgrows_the_house_size():
     too_long = {
         str(path.relative_to(ROOT)): lines

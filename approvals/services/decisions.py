@@ -114,7 +114,7 @@ def approval_reject(
         slot = policy.slots_for(actor, req)[0]
         _decide(req, actor=actor, slot=slot, decision="reject", reason=reason)
         move(req, Status.REJECTED, actor=actor, reason="rejected", decided_at=timezone.now())
-        _end_linked_refund(req, actor=actor, why="its max seats reset was rejected")
+        end_linked_refund(req, actor=actor, why="its max seats reset was rejected")
         notify_on_commit("decided", req.pk)
         return req
 
@@ -134,7 +134,7 @@ def approval_cancel(
                 "the reset to complete it (without it the refunded seats are charged again)."
             )
         move(req, Status.CANCELLED, actor=actor, reason=f"cancelled: {reason}".strip(": "))
-        _end_linked_refund(req, actor=actor, why="its max seats reset was cancelled")
+        end_linked_refund(req, actor=actor, why="its max seats reset was cancelled")
         notify_on_commit("decided", req.pk)
         return req
 
@@ -164,7 +164,7 @@ def _refund_processed(reset: ApprovalRequest) -> bool:
     )
 
 
-def _end_linked_refund(reset: ApprovalRequest, *, actor: policy.Actor, why: str) -> None:
+def end_linked_refund(reset: ApprovalRequest, *, actor: policy.Actor, why: str) -> None:
     """A refund cannot go on without its reset: an open one linked to `reset` ends too."""
     if reset.kind != Kind.MAX_SEATS_RESET:
         return

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from approvals.models import ApprovalRequest
-from approvals.services.decisions import _end_linked_refund, lock, move
+from approvals.services.decisions import end_linked_refund, lock, move
 from approvals.services.notifications import notify_on_commit
 from portal.policy import Actor
 from subscriptions.services.batches import Errors, each_batch
@@ -65,7 +65,7 @@ def approval_requests_expire(
                     continue
                 was = req.status
                 move(req, Status.EXPIRED, actor=actor, reason=f"expired ({was} too long)")
-                _end_linked_refund(req, actor=actor, why="its max seats reset expired")
+                end_linked_refund(req, actor=actor, why="its max seats reset expired")
                 notify_on_commit("decided", req.pk)
                 counts[f"expired:{was}"] += 1
         return counts

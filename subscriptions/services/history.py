@@ -1,9 +1,9 @@
 """History rows for set-based changes.
 
 django-simple-history writes a row per `save()`. Jobs that change thousands of rows in
-one statement write the history rows in that statement too (`update_with_history`, or,
-inside this package, `_history_insert_sql` after an `INSERT/UPDATE ... RETURNING *`), or
-call `history_snapshot` afterwards, so those changes keep their trail (who, when, why)
+one statement write the history rows in that statement too (`update_with_history`, or
+`history_insert_from` after an `INSERT/UPDATE ... RETURNING *` named as a CTE), or call
+`history_snapshot` afterwards, so those changes keep their trail (who, when, why)
 without a model object per row.
 
 Who: a user, or the portal itself (`policy.SystemActor`), whose rows have no user.
@@ -12,6 +12,7 @@ Who: a user, or the portal itself (`policy.SystemActor`), whose rows have no use
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -60,6 +61,20 @@ def _history_insert_sql(model: type[Model], *, select_from: str, history_type: s
         f"({columns}, history_date, history_change_reason, history_type, history_user_id) "
         f"SELECT {columns}, now(), %(history_reason)s, '{history_type}', "
         f"%(history_user)s::{user_type} FROM {select_from}"
+    )
+
+
+_CTE_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def history_insert_from(model: type[Model], *, cte: str, history_type: str) -> str:
+    """`INSERT` into `model`'s history table one row per row of the statement's CTE named
+    `cte` (an `INSERT/UPDATE ... RETURNING *` of `model`'s rows), to follow it in the same
+    `WITH`. Takes the `history_params` as named parameters. `cte` is a name, never SQL."""
+    if not _CTE_NAME.match(cte):
+        raise ValueError(f"cte must be a plain lower-case name, not {cte!r}")
+    return _history_insert_sql(
+        model, select_from=connection.ops.quote_name(cte), history_type=history_type
     )
 
 

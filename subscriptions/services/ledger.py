@@ -19,7 +19,7 @@ from django.db.models import Model
 from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Invoice, InvoiceLine, Subscription
-from subscriptions.services.history import _history_insert_sql, history_params
+from subscriptions.services.history import history_insert_from, history_params
 from subscriptions.services.sql import pg_arrays, table
 
 
@@ -114,7 +114,7 @@ WITH invoices AS (
     RETURNING *
 ),
 invoice_history AS (
-    {_history_insert_sql(Invoice, select_from="invoices", history_type="+")}
+    {history_insert_from(Invoice, cte="invoices", history_type="+")}
 ),
 lines AS (
     INSERT INTO {table(InvoiceLine)} (invoice_id, {", ".join(_LINE_COLUMNS)})
@@ -126,7 +126,7 @@ lines AS (
     RETURNING *
 ),
 line_history AS (
-    {_history_insert_sql(InvoiceLine, select_from="lines", history_type="+")}
+    {history_insert_from(InvoiceLine, cte="lines", history_type="+")}
 )
 SELECT idempotency_key, id FROM invoices
 """

@@ -55,3 +55,13 @@ def test_choices_go_in_as_their_values():
 def test_floats_are_refused():
     with pytest.raises(TypeError, match="float"):
         pg_array([Decimal("1.10"), 1.1])
+
+
+def test_history_rows_follow_a_named_statement_never_a_fragment():
+    from subscriptions.models import Invoice
+    from subscriptions.services.history import history_insert_from
+
+    assert 'FROM "invoices"' in history_insert_from(Invoice, cte="invoices", history_type="+")
+    for hostile in ("invoices; DROP TABLE x", "Invoices", "a b", ""):
+        with pytest.raises(ValueError, match="plain lower-case name"):
+            history_insert_from(Invoice, cte=hostile, history_type="+")

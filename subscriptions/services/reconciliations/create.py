@@ -18,8 +18,7 @@ from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import Namespace, Reconciliation, Subscription
 from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only
-from subscriptions.services.history import _history_insert_sql as history_insert_sql
-from subscriptions.services.history import history_params
+from subscriptions.services.history import history_insert_from, history_params
 from subscriptions.services.reconciliations.common import (
     LIVE_SQL,
     QSR_TERMS,
@@ -139,7 +138,7 @@ WITH created AS (
     ON CONFLICT (subscription_id, term_start, quarter) DO NOTHING
     RETURNING *
 ), history AS (
-    {history_insert_sql(Reconciliation, select_from="created", history_type="+")}
+    {history_insert_from(Reconciliation, cte="created", history_type="+")}
 )
 SELECT id, status, skip_reason FROM created
 """
