@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.db.models import DateTimeField, Func
 from django.utils.module_loading import import_string
 
 from outbox.models import OutboxMessage
@@ -192,7 +193,7 @@ def _render(claimed: list[tuple]) -> dict[tuple[str, int], tuple[str, str]]:
 def _record_sent(pk: int) -> None:
     OutboxMessage.objects.filter(pk=pk).update(
         status=OutboxMessage.Status.SENT,
-        sent_at=_now(),
+        sent_at=_Clock(),
         claimed_until=None,
         last_error="",
     )
@@ -207,16 +208,19 @@ def _record_failure(pk: int, attempts: int, exc: Exception) -> str:
         return "failed"
     wait = RETRY_AFTER[min(attempts, len(RETRY_AFTER)) - 1]
     OutboxMessage.objects.filter(pk=pk).update(
-        claimed_until=None, next_attempt_at=_now() + wait, last_error=error
+        claimed_until=None, next_attempt_at=_Clock() + wait, last_error=error
     )
     return "retry_later"
 
 
-def _now() -> datetime:
-    # The wall clock, not the transaction's start: claims and retries are about real time.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT clock_timestamp()")
-        return cursor.fetchone()[0]
+class _Clock(Func):
+    """clock_timestamp(): the wall clock inside the UPDATE itself (not the transaction's
+    start, which `now()` gives), so claims and retries are about real time and no query is
+    spent asking for the time."""
+
+    function = "clock_timestamp"
+    template = "clock_timestamp()"
+    output_field = DateTimeField()
 
 
 def outbox_retry(*, message_ids: Sequence[int]) -> int:

@@ -20,11 +20,11 @@ from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from subscriptions import billing
 from subscriptions.models import Customer, Reconciliation, Subscription
 from subscriptions.services.lifecycle import AMENDABLE
+from tests.approvals.helpers import processed_q1
 from tests.assertions import admin_url
 from tests.factories import (
     ApprovalDecisionFactory,
     ApprovalRequestFactory,
-    ReconciliationFactory,
     SubscriptionFactory,
 )
 
@@ -93,22 +93,7 @@ def live_subscription(portal: Portal, **kwargs) -> Subscription:
 
 def processed_reconciliation(portal: Portal, subscription=None) -> Reconciliation:
     """Q1: 110 used over 100 paid, 10 x 25.00 x 3 = 750.00, invoiced."""
-    sub = subscription or live_subscription(portal)
-    q1 = billing.reconciliation_dates(sub.term_start)[0]
-    return ReconciliationFactory(
-        subscription=sub,
-        quarter=1,
-        reconciliation_date=q1,
-        notify_date=q1,
-        invoice_date=q1 + timedelta(days=7),
-        status=Reconciliation.Status.PROCESSED,
-        seats_paid=100,
-        max_seats_used=110,
-        overage_seats=10,
-        annual_unit_price=Decimal("100.00"),
-        remaining_quarters=3,
-        amount=Decimal("750.00"),
-    )
+    return processed_q1(subscription or live_subscription(portal))
 
 
 def reset_request(portal: Portal, *, status=Status.PENDING, subscription=None, **kwargs):

@@ -16,7 +16,6 @@ refresh folds the reports into those.
 from subscriptions.services.usage.common import (
     BATCH_SIZE,
     HEADERS,
-    MAX_COUNT,
     SAAS,
     SELF_MANAGED,
     StagedUsage,
@@ -42,7 +41,6 @@ __all__ = [
     "HEADERS",
     "INSTANCE_ID_MAX_LENGTH",
     "LINE_MAX_LENGTH",
-    "MAX_COUNT",
     "PROBLEMS_LISTED",
     "REASON_MAX_LENGTH",
     "SAAS",

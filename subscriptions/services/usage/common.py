@@ -29,9 +29,6 @@ HEADERS: dict[str, tuple[str, ...]] = {
 # that one statement's arrays and sort stay in memory. Checking and writing read it as
 # `common.BATCH_SIZE`, so the staged batches and the written ones stay the same size.
 BATCH_SIZE = 10_000
-# The range of a PostgreSQL `integer` column (the simulation's input check uses it). The
-# import holds counts to the far lower `usage_max_billable_users()`.
-MAX_COUNT = 2_147_483_647
 ROW_COLUMNS = "namespace_id, date, billable_users, max_historical_user_count, instance_id, line"
 
 
