@@ -123,3 +123,13 @@ def test_importing_dev_or_test_settings_starts_no_server(module, tmp_path):
     )  # fmt: skip
     assert with_url.stdout.strip() == "imported", with_url.stderr
     assert not (tmp_path / "var").exists()  # no PostgreSQL, no Redis started
+
+
+def test_beat_sweeps_the_outbox_and_watches_the_nightly_run():
+    """README "Emails" and "Job runs": the sweep every two minutes, the watchdog every one."""
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["outbox-sweep"] == {"task": "outbox.tasks.outbox_send", "schedule": 120}
+    assert schedule["nightly-watchdog"] == {
+        "task": "subscriptions.tasks.nightly_watchdog_task",
+        "schedule": 60,
+    }

@@ -157,3 +157,28 @@ def test_messages_held_by_a_sender_that_died_are_sent_once_its_claim_runs_out(
 def test_only_superusers_see_the_outbox(client, user_with_role):
     client.force_login(user_with_role("support"))
     assert client.get("/admin/outbox/outboxmessage/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_refused_message_waits_1_5_30_minutes_then_2_hours_then_is_given_up(
+    settings, killed_before_handover
+):
+    """README "Emails": the waits between attempts, and the attempt that gives up."""
+    from django.utils import timezone
+
+    settings.EMAIL_BACKEND = "tests.outbox.test_outbox.RefusingBackend"
+    (sub,) = book(1)
+    sub.customer.billing_email = RefusingBackend.refused
+    sub.customer.save()
+    nightly_run(run_date=Q1_END)
+
+    waits = []
+    for _ in range(outbox.MAX_ATTEMPTS):
+        OutboxMessage.objects.update(next_attempt_at=None)
+        sent_at = timezone.now()
+        outbox.outbox_send_due()
+        message = OutboxMessage.objects.get()
+        if message.next_attempt_at is not None and message.status == "pending":
+            waits.append(round((message.next_attempt_at - sent_at).total_seconds() / 60))
+    assert waits == [1, 5, 30, 120]
+    assert (message.status, message.attempts) == ("failed", outbox.MAX_ATTEMPTS)
