@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from portal import policy
 from subscriptions.billing import CURRENCIES
 from subscriptions.models import CURRENCY_CHOICES, MONEY, Reconciliation, Subscription, TimeStamped
 
@@ -64,7 +65,7 @@ class ApprovalRequest(TimeStamped):
         help_text="QSR refunds: the max seats reset of the same namespace.",
     )
     justification = models.TextField()
-    ticket_url = models.URLField()
+    ticket_url = models.URLField("ticket link")
     # What is at stake, computed by the services from the records, never typed in.
     seats_at_stake = models.PositiveIntegerField(default=0)
     amount_at_stake = models.DecimalField(
@@ -188,7 +189,11 @@ class ApprovalDecision(models.Model):
         REJECT = "reject", "Reject"
 
     request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
-    slot = models.CharField(max_length=32, help_text="The role whose approval this fills.")
+    slot = models.CharField(
+        max_length=32,
+        choices=list(policy.SLOT_LABELS.items()),
+        help_text="The role whose approval this fills.",
+    )
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_decisions"
     )
@@ -225,7 +230,7 @@ class ApprovalDecision(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_decision_display()} ({self.slot}) by {self.approver}"
+        return f"{self.get_decision_display()} ({self.get_slot_display()}) by {self.approver}"
 
 
 class DisputeStatus(models.TextChoices):
@@ -245,7 +250,7 @@ class Dispute(TimeStamped):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ROUTED)
     reason = models.TextField(help_text="What the customer disputes.")
-    ticket_url = models.URLField(help_text="Support's ticket, closed as routed.")
+    ticket_url = models.URLField("ticket link", help_text="Support's ticket, closed as routed.")
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="disputes_recorded"
     )

@@ -20,8 +20,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from approvals.models import ApprovalDecision, ApprovalRequest
 from portal import policy
 from portal.errors import DomainError
+from portal.formats import count
 from subscriptions import billing
-from subscriptions.models import Reconciliation, Subscription, qsr_ineligibility
+from subscriptions.models import (
+    Reconciliation,
+    Subscription,
+    qsr_ineligibility,
+    qsr_ineligibility_words,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -138,10 +144,9 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
 
 def pause_stake(*, subscription: Subscription, until: date | None, today: date) -> Stake:
     sub = _live(subscription)
-    reasons = qsr_ineligibility(sub)
-    if reasons:
+    if qsr_ineligibility(sub):
         raise DomainError(
-            "This subscription is not on QSR (" + ", ".join(reasons) + "); there is no "
+            f"This subscription is not on QSR ({qsr_ineligibility_words(sub)}); there is no "
             "reconciliation to pause."
         )
     last_day = sub.term_end - timedelta(days=1)
@@ -169,9 +174,9 @@ def pause_stake(*, subscription: Subscription, until: date | None, today: date) 
             quarter=quarter,
         )
         effect.append(
-            f"At today's usage, {overage} seats over the paid {sub.seats} would be charged "
-            f"{billing.format_money(amount, sub.currency)} at the Q{quarter} reconciliation "
-            f"on {day}; the pause defers that charge."
+            f"At today's usage, {count(overage, 'seat')} over the paid {sub.seats} would be "
+            f"charged {billing.format_money(amount, sub.currency)} at the Q{quarter} "
+            f"reconciliation on {day}; the pause defers that charge."
         )
     else:
         effect.append("No reconciliation falls in the pause.")
@@ -226,7 +231,7 @@ def reset_stake(
         ),
         effect=[
             f"Max seats used of {ns} goes from {ns.max_seats_used} to {new} when support "
-            f"executes it ({waived} seats waived; {ns.seats_in_use} in use today).",
+            f"executes it ({count(waived, 'seat')} waived; {ns.seats_in_use} in use today).",
             f"{chargeable} of them are above the {paid} paid seats: "
             f"{billing.format_money(amount, sub.currency)} not charged at {when}.",
         ],
@@ -262,7 +267,7 @@ def refund_stake(*, reconciliation: Reconciliation, seats: int) -> Stake:
             Kind.QSR_REFUND, seats=seats, amount=amount, currency=sub.currency
         ),
         effect=[
-            f"A credit memo of -{billing.format_money(amount, sub.currency)} for {seats} of "
+            f"A credit memo of {billing.format_money(-amount, sub.currency)} for {seats} of "
             f"the {recon.overage_seats} seats reconciled in Q{recon.quarter} "
             f"({billing.format_money(cast(Decimal, recon.amount), sub.currency)} charged).",
             f"Paid seats go from {sub.seats} to {sub.seats - seats} when deal desk processes it.",
@@ -300,7 +305,7 @@ def free_period_stake(*, subscription: Subscription, start: date, days: int, tod
             Kind.FREE_PERIOD, seats=sub.seats, amount=amount, currency=sub.currency, days=days
         ),
         effect=[
-            f"{days} free days from {start} for {sub.seats} seats, worth "
+            f"{count(days, 'free day')} from {start} for {count(sub.seats, 'seat')}, worth "
             f"{billing.format_money(amount, sub.currency)}: the term end moves from "
             f"{sub.term_end} to {sub.term_end + timedelta(days=days)} once approved.",
         ],

@@ -55,6 +55,16 @@ class LinkField(forms.URLField):
     default_validators = [URLValidator(schemes=["http", "https"])]
 
 
+class DatePicker(forms.DateInput):
+    """The browser's date picker (<input type="date">). It sends YYYY-MM-DD; the form's
+    DateField still checks what arrives."""
+
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, Any] | None = None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
 class NoInput(forms.Form):
     pass
 
@@ -133,12 +143,16 @@ class ObjectActionsMixin(_AdminBase):
             return HttpResponseRedirect(self._change_url(obj))
         if request.method == "POST":
             form = action.form(request.POST)
+        elif not action.form.base_fields:
+            # Nothing to fill in: the page opens on the confirmation, whose button still
+            # POSTs (with the CSRF token) before anything changes.
+            form = action.form({})
         else:
             form = action.form(initial=action.initial(obj) if action.initial else None)
         effect: list[str] | None = None
-        if request.method == "POST" and form.is_valid():
+        if form.is_bound and form.is_valid():
             try:
-                if request.POST.get("confirmed") == "yes":
+                if request.method == "POST" and request.POST.get("confirmed") == "yes":
                     message = action.perform(obj, form.cleaned_data, request.user)
                     messages.success(request, message)
                     return HttpResponseRedirect(self._change_url(obj))

@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from portal import policy
 from portal.admin_actions import ObjectActionsMixin
+from portal.admin_history import HistoryInWords
 from portal.admin_safety import UrlGuardMixin
 
 
@@ -57,6 +58,9 @@ class PortalAdmin(UrlGuardMixin, ObjectActionsMixin, SimpleHistoryAdmin):
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404
         return super().history_view(request, object_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return HistoryInWords(self.model, historical_record)
 
     def revert_disabled(self, request: HttpRequest, obj=None) -> bool:
         # A revert saves a whole old version, read-only fields included, which would

@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from portal.admin_safety import guard_site
+from portal.formats import EMPTY
 from portal.lockout import clean_expired_attempts
 
 
@@ -15,6 +16,9 @@ def healthz(request):
 admin.site.site_header = "Billing operations portal"
 admin.site.site_title = "Billing operations"
 admin.site.index_title = "Subscriptions, reconciliations and approvals"
+# The portal is the admin: no "View site" link that leads back to it.
+admin.site.site_url = None
+admin.site.empty_value_display = EMPTY
 # The portal's admins guard themselves; this gives the ones other apps registered (auth,
 # axes, the outbox) the same answers to hostile URLs.
 guard_site(admin.site)

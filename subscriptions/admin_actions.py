@@ -15,7 +15,7 @@ from django.forms.models import fields_for_model
 from django.utils import timezone
 
 from portal import policy
-from portal.admin_actions import LINK, LinkField, ObjectAction
+from portal.admin_actions import LINK, DatePicker, LinkField, ObjectAction
 from portal.errors import DomainError
 from portal.roles import SALES
 from subscriptions.models import Customer, Subscription
@@ -61,7 +61,11 @@ class AmendForm(LifecycleWhyForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        amendable = fields_for_model(Subscription, fields=AMENDABLE)
+        amendable = fields_for_model(
+            Subscription,
+            fields=AMENDABLE,
+            widgets={"term_start": DatePicker, "term_end": DatePicker},
+        )
         self.fields = {**amendable, **self.fields}
 
 
@@ -95,7 +99,7 @@ def _qsr_may_be_disabled(sub: Subscription) -> bool:
 
 def _bug_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
     return [
-        f"QSR of {sub} goes from {sub.get_qsr_state_display()} to disabled for the bug "
+        f"QSR of {sub} goes from {sub.get_qsr_state_display().lower()} to disabled for the bug "
         f"{data['bug_url']} (ticket {data['ticket_url']}).",
         "Reconciliations due while it is disabled are skipped with the reason "
         "“QSR disabled for a bug”; it shows in “QSR disabled for bugs” until re-enabled.",

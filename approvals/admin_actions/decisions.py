@@ -12,6 +12,7 @@ from approvals import services
 from approvals.models import ApprovalRequest, Dispute
 from portal import policy
 from portal.admin_actions import ObjectAction
+from portal.formats import count, day
 from subscriptions import billing
 from subscriptions.models import Reconciliation
 
@@ -51,17 +52,18 @@ def _approve_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> li
         if s != slot and s not in {d.slot for d in req.decisions.all()}
     ]
     lines = [
-        f"You approve {req} in the slot “{policy.SLOT_LABELS[slot]}”: {req.seats_at_stake} "
-        f"seats, {billing.format_money(req.amount_at_stake, req.currency)} at stake."
+        f"You approve {req} in the slot “{policy.SLOT_LABELS[slot]}”: "
+        f"{count(req.seats_at_stake, 'seat')}, "
+        f"{billing.format_money(req.amount_at_stake, req.currency)} at stake."
     ]
     if left:
         lines.append("Still waiting for: " + ", ".join(policy.SLOT_LABELS[s] for s in left) + ".")
     elif req.kind == req.Kind.QSR_PAUSE:
-        lines.append(f"This is the last approval: QSR is paused until {req.pause_until} now.")
+        lines.append(f"This is the last approval: QSR is paused until {day(req.pause_until)} now.")
     elif req.kind == req.Kind.FREE_PERIOD:
         lines.append(
-            f"This is the last approval: {req.free_days} free days from {req.free_from} are "
-            "scheduled now and the term grows by them."
+            f"This is the last approval: {count(req.free_days or 0, 'free day')} from "
+            f"{day(req.free_from)} are scheduled now and the term grows by them."
         )
     else:
         who = "support" if req.kind == req.Kind.MAX_SEATS_RESET else "deal desk"
@@ -71,7 +73,25 @@ def _approve_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> li
 
 def _approve_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
     req = services.approval_approve(request=req, actor=user, reason=data.get("reason", ""))
-    return f"Approved. The request is {req.get_status_display().lower()}."
+    return approved_message(req)
+
+
+def approved_message(req: ApprovalRequest) -> str:
+    """What an approval did, said once: whose approval is still missing, or what the
+    request's last approval set going."""
+    if req.status == Status.PENDING:
+        filled = {d.slot for d in req.decisions.all()}
+        left = [policy.SLOT_LABELS[s] for s in req.required_slots if s not in filled]
+        return f"Your approval is recorded; still waiting for: {', '.join(left)}."
+    if req.kind == req.Kind.QSR_PAUSE:
+        return f"Approved: QSR is paused until {day(req.pause_until)}."
+    if req.kind == req.Kind.FREE_PERIOD:
+        return (
+            f"Approved: {count(req.free_days or 0, 'free day')} from {day(req.free_from)} "
+            "are scheduled."
+        )
+    who = "support" if req.kind == req.Kind.MAX_SEATS_RESET else "deal desk"
+    return f"Approved: it now waits for {who} to execute it."
 
 
 def _reject_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
@@ -84,7 +104,7 @@ def _reject_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> lis
 
 def _reject_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
     services.approval_reject(request=req, actor=user, reason=data["reason"])
-    return "Rejected."
+    return "Rejected: the requester is emailed your reason."
 
 
 def _is_open(req: ApprovalRequest) -> bool:
@@ -97,7 +117,7 @@ def _cancel_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> lis
 
 def _cancel_perform(req: ApprovalRequest, data: Data, user: policy.Actor) -> str:
     services.approval_cancel(request=req, actor=user, reason=data.get("reason", ""))
-    return "Cancelled."
+    return "Request cancelled: approvers need not act on it any more."
 
 
 def _reset_executable(req: ApprovalRequest) -> bool:
@@ -115,7 +135,7 @@ def _execute_reset_preview(req: ApprovalRequest, data: Data, user: policy.Actor)
     services.reset_value_check(ns, new, approved_seats=req.seats_at_stake)
     return [
         f"Max seats used of {ns} goes from {ns.max_seats_used} to {new} "
-        f"({ns.seats_in_use} in use; approval waives up to {req.seats_at_stake} seats).",
+        f"({ns.seats_in_use} in use; approval waives up to {count(req.seats_at_stake, 'seat')}).",
         f"Documented with the ticket {req.ticket_url}.",
     ]
 
@@ -138,8 +158,8 @@ def _refund_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> lis
     sub = req.subscription
     effect = services.refund_effect(req, reconciliation=recon, subscription=sub)
     return [
-        f"A credit memo of -{billing.format_money(effect.amount, effect.currency)} to "
-        f"{sub.customer} for {effect.seats} seats of {recon}.",
+        f"A credit memo of {billing.format_money(-effect.amount, effect.currency)} to "
+        f"{sub.customer} for {count(effect.seats, 'seat')} of {recon}.",
         f"Paid seats go from {sub.seats} to {effect.paid_seats_after}.",
         f"The linked max seats reset #{req.linked_reset_id} is "
         f"{cast(ApprovalRequest, req.linked_reset).get_status_display().lower()}; the refund "

@@ -15,8 +15,9 @@ from django.utils import timezone
 from approvals import services
 from approvals.models import ApprovalRequest
 from portal import policy
-from portal.admin_actions import LINK, LinkField, ObjectAction
+from portal.admin_actions import LINK, DatePicker, LinkField, ObjectAction
 from portal.errors import DomainError
+from portal.formats import count
 from subscriptions import billing
 from subscriptions.admin_actions import is_live
 from subscriptions.models import Reconciliation, Subscription
@@ -39,7 +40,9 @@ class WhyForm(forms.Form):
 
 class PauseForm(WhyForm):
     until = forms.DateField(
-        required=False, help_text="Last paused day (YYYY-MM-DD); empty: the end of the term."
+        required=False,
+        widget=DatePicker,
+        help_text="Last paused day; empty: the end of the term.",
     )
 
 
@@ -50,7 +53,7 @@ class ResetForm(WhyForm):
 
 
 class FreePeriodForm(WhyForm):
-    start = forms.DateField(help_text="First free day (YYYY-MM-DD).")
+    start = forms.DateField(widget=DatePicker, help_text="First free day.")
     days = forms.IntegerField(min_value=1, max_value=366)
 
 
@@ -73,7 +76,7 @@ def _stake_lines(stake) -> list[str]:
     slots = ", ".join(policy.SLOT_LABELS[s] for s in stake.slots)
     return [
         *stake.effect,
-        f"At stake: {stake.seats} seats, {stake.money()}. Needs approval by: {slots}.",
+        f"At stake: {count(stake.seats, 'seat')}, {stake.money()}. Needs approval by: {slots}.",
     ]
 
 

@@ -16,6 +16,7 @@ from approvals.services.decisions import lock, move
 from approvals.services.notifications import notify_on_commit
 from portal import policy
 from portal.errors import DomainError
+from portal.formats import count
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
 from subscriptions.services.history import save_with_reason
@@ -51,7 +52,7 @@ def reset_value_check(ns: Namespace, new_max_seats: int, *, approved_seats: int)
         )
     if ns.max_seats_used - new_max_seats > approved_seats:
         raise DomainError(
-            f"The approval waives {approved_seats} seats: the value cannot go below "
+            f"The approval waives {count(approved_seats, 'seat')}: the value cannot go below "
             f"{ns.max_seats_used - approved_seats}.",
             field="new_max_seats",
         )
@@ -173,7 +174,7 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
         reason = f"QSR refund, request #{req.pk}"
         line = LineSpec(
             kind=InvoiceLine.Kind.REFUND_CREDIT,
-            description=f"Refund of {effect.seats} seats of {recon}",
+            description=f"Refund of {count(effect.seats, 'seat')} of {recon}",
             quantity=effect.seats,
             unit_price=effect.unit_price,
             period_start=recon.reconciliation_date,
@@ -197,7 +198,7 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
             req,
             Status.EXECUTED,
             actor=actor,
-            reason=f"refund processed: -{billing.format_money(effect.amount, recon.currency)}",
+            reason=f"refund processed: {billing.format_money(-effect.amount, recon.currency)}",
             executed_at=timezone.now(),
             executed_by=actor,
         )

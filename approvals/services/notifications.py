@@ -22,6 +22,7 @@ from django.core.mail import EmailMessage
 
 from outbox.services import Mail, outbox_add
 from portal import policy
+from portal.formats import count, moment
 from portal.roles import DEAL_DESK, SUPPORT
 from subscriptions import billing
 
@@ -70,7 +71,7 @@ def _request_summary(req: ApprovalRequest) -> str:
     return (
         f"{req.get_kind_display()} #{req.pk} for {sub.customer} ({sub.namespace})\n"
         f"Requested by: {req.requester}\n"
-        f"At stake: {req.seats_at_stake} seats, "
+        f"At stake: {count(req.seats_at_stake, 'seat')}, "
         f"{billing.format_money(req.amount_at_stake, req.currency)}\n"
         f"Justification: {req.justification}\n"
         f"Ticket: {req.ticket_url}\n"
@@ -101,7 +102,11 @@ def _messages_for_request(event: str, req: ApprovalRequest) -> list[EmailMessage
             ]
             mail(approvers, f"Approval needed ({policy.SLOT_LABELS[slot]}): {req}")
     elif event in ("decided", "executed"):
-        mail([req.requester], f"Your request was {req.get_status_display().lower()}: {req}")
+        mail(
+            [req.requester],
+            f"Your request was {req.get_status_display().lower()}: {req}",
+            summary + _decisions(req),
+        )
         if event == "decided" and req.status == req.Status.APPROVED:
             mail(_executors(req), f"Ready to execute: {req}")
             # When the reset comes second, deal desk hears of the refund waiting on it.
@@ -113,6 +118,16 @@ def _messages_for_request(event: str, req: ApprovalRequest) -> list[EmailMessage
                     _request_summary(refund),
                 )
     return messages
+
+
+def _decisions(req: ApprovalRequest) -> str:
+    """Who decided, in which slot, and why: what the requester reads of a decision."""
+    lines = [
+        f"- {policy.SLOT_LABELS.get(d.slot, d.slot)}: {d.get_decision_display().lower()}d by "
+        f"{d.approver} on {moment(d.decided_at)}" + (f": {d.reason}" if d.reason else "")
+        for d in req.decisions.all()
+    ]
+    return "Decisions:\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _executors(req: ApprovalRequest) -> list[Any]:
@@ -164,7 +179,7 @@ def _messages(event: str, record_id: int) -> list[EmailMessage]:
         ApprovalRequest.objects.select_related(
             "requester", "subscription__customer", "subscription__namespace", "linked_reset"
         )
-        .prefetch_related("decisions")
+        .prefetch_related("decisions__approver")
         .filter(pk=record_id)
         .first()
     )

@@ -143,9 +143,13 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# One date format on every page, list and email (portal/formats.py).
+FORMAT_MODULE_PATH = ["portal.locale_formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# The portal's stylesheet and favicon (portal/static/portal/).
+STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Email: the backend and server come from the environment; customers' notices go out

@@ -18,3 +18,15 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or embedded.redis_url()
 # Emails land as files in var/mail so the demo never talks to an SMTP server.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = BASE_DIR / "var" / "mail"
+
+# Links in staff emails point at the portal this command serves: `make run` listens on
+# PORTAL_HOST:PORTAL_PORT (portal/demo.py), and its worker sends the emails.
+_host = os.environ.get("PORTAL_HOST", "127.0.0.1")
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or (
+    f"http://{'127.0.0.1' if _host in ('0.0.0.0', '::', '') else _host}:"
+    f"{os.environ.get('PORTAL_PORT', '8000')}"
+)
+
+# DEBUG shows Django's technical 404 page whatever the templates say; a record that is
+# not there (or not the user's) gets the portal's own page, as in production.
+MIDDLEWARE = [*MIDDLEWARE, "portal.middleware.BrandedNotFoundMiddleware"]  # noqa: F405

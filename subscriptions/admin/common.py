@@ -8,13 +8,15 @@ from decimal import Decimal
 
 from django.contrib import admin
 
+from portal.formats import EMPTY
 from subscriptions.billing import format_money
 from subscriptions.models import Customer, Namespace
 
 
 def money(amount: Decimal | None, currency: str) -> str:
-    """An amount with its currency; "—" while a record has no amount yet."""
-    return "—" if amount is None else format_money(amount, currency)
+    """An amount with its currency, as every page and email writes it ("USD 1,000.00",
+    "USD -594.00"); the empty marker while a record has no amount yet."""
+    return EMPTY if amount is None else format_money(amount, currency)
 
 
 class SubscriptionColumns:

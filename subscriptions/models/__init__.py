@@ -45,6 +45,7 @@ from subscriptions.models.subscriptions import (
     SubscriptionProgram,
     SubscriptionQsrState,
     SubscriptionStatus,
+    qsr_ineligibility_words,
 )
 from subscriptions.models.suspensions import Suspension, SuspensionMode, SuspensionStatus
 
@@ -83,4 +84,5 @@ __all__ = [
     "check_currency_decimals",
     "in_choices",
     "qsr_ineligibility",
+    "qsr_ineligibility_words",
 ]

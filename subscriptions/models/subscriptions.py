@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from portal.formats import day
 from subscriptions.billing import CURRENCIES, MAX_ANNUAL_UNIT_PRICE, MAX_SEATS, days_between
 from subscriptions.models.accounts import Customer, Namespace
 from subscriptions.models.common import (
@@ -22,6 +23,7 @@ from subscriptions.models.common import (
     TimeStamped,
     check_currency_decimals,
     in_choices,
+    qsr_ineligibility,
 )
 
 
@@ -34,7 +36,7 @@ class SubscriptionStatus(models.TextChoices):
 
 class SubscriptionQsrState(models.TextChoices):
     ENABLED = "enabled", "Enabled"
-    DISABLED_FOR_BUG = "disabled_for_bug", "Disabled for bug"
+    DISABLED_FOR_BUG = "disabled_for_bug", "Disabled for a bug"
     PAUSED = "paused", "Paused"
 
 
@@ -59,6 +61,21 @@ class SubscriptionProgram(models.TextChoices):
     EDUCATION = "education", "Education"
     OPEN_SOURCE = "open_source", "Open source"
     STARTUP = "startup", "Startups"
+
+
+def qsr_ineligibility_words(record) -> str:
+    """Why a subscription (or a row with its eligibility fields) is not on QSR, in words:
+    "24-month term (QSR needs 12 months), paid by purchase order". The codes
+    (`qsr_ineligibility`) stay in the data and the API."""
+    program = dict(SubscriptionProgram.choices).get(record.program, record.program)
+    words = {
+        "term_length": f"{record.term_months}-month term (QSR needs 12 months)",
+        "reseller": "bought through a reseller",
+        "purchase_order": "paid by purchase order",
+        "program": f"{program} program",
+        "offline_license": "offline license",
+    }
+    return ", ".join(words[reason] for reason in qsr_ineligibility(record))
 
 
 class Subscription(TimeStamped):
@@ -90,18 +107,24 @@ class Subscription(TimeStamped):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
 
-    qsr_state = models.CharField(max_length=20, choices=QsrState.choices, default="enabled")
-    qsr_paused_until = models.DateField(null=True, blank=True)
-    qsr_bug_url = models.URLField(blank=True, help_text="Confirmed bug behind a QSR disable.")
-    qsr_ticket_url = models.URLField(blank=True)
+    # The labels people read; the names stay codes in the database and the API.
+    qsr_state = models.CharField(
+        "QSR state", max_length=20, choices=QsrState.choices, default="enabled"
+    )
+    qsr_paused_until = models.DateField("QSR paused until", null=True, blank=True)
+    qsr_bug_url = models.URLField(
+        "bug link", blank=True, help_text="Confirmed bug behind a QSR disable."
+    )
+    qsr_ticket_url = models.URLField("QSR ticket link", blank=True)
     qsr_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name="QSR changed by",
     )
-    qsr_changed_at = models.DateTimeField(null=True, blank=True)
+    qsr_changed_at = models.DateTimeField("QSR changed at", null=True, blank=True)
 
     # Eligibility attributes (DOMAIN.md "QSR": eligible).
     channel = models.CharField(max_length=16, choices=Channel.choices, default="direct")
@@ -200,6 +223,17 @@ class Subscription(TimeStamped):
         if errors:
             raise ValidationError(errors)
         check_currency_decimals(self.annual_unit_price, self.currency, "annual_unit_price")
+
+
+def qsr_label(sub: Subscription) -> str:
+    """QSR as billing sees it, in words: eligibility first, since an ineligible term has
+    no QSR ("Ineligible: paid by purchase order", "Paused until 2027-01-14")."""
+    if qsr_ineligibility(sub):
+        return "Ineligible: " + qsr_ineligibility_words(sub)
+    if sub.qsr_state == SubscriptionQsrState.PAUSED:
+        # Subscription.clean(): a pause has its end date.
+        return f"Paused until {day(sub.qsr_paused_until)}"
+    return str(SubscriptionQsrState(sub.qsr_state).label)
 
 
 class QsrDisabledForBugManager(models.Manager):

@@ -42,7 +42,7 @@ class Suspension(TimeStamped):
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CREDIT)
     extend_term = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
-    ticket_url = models.URLField(help_text="Ticket that asked for this change.")
+    ticket_url = models.URLField("ticket link", help_text="Ticket that asked for this change.")
     reason = models.TextField(blank=True)
     history = HistoricalRecords()
 

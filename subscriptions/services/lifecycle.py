@@ -30,8 +30,10 @@ from django.utils.text import capfirst
 
 from portal import policy
 from portal.errors import DomainError
+from portal.formats import EMPTY, day
 from subscriptions import billing
 from subscriptions.models import Reconciliation, Subscription, Suspension, qsr_ineligibility
+from subscriptions.models.subscriptions import qsr_label
 from subscriptions.services.history import REASON_MAX_LENGTH, save_with_reason
 from subscriptions.services.reconciliations import skip_reason
 from subscriptions.services.subscriptions import check_url
@@ -65,19 +67,6 @@ OPEN_RECONCILIATIONS = (
 
 
 # --- What a subscription costs ----------------------------------------------------------
-
-
-def qsr_label(sub: Subscription) -> str:
-    """QSR as billing sees it: eligibility first, since an ineligible term has no QSR."""
-    reasons = qsr_ineligibility(sub)
-    if reasons:
-        return "Ineligible: " + ", ".join(reasons)
-    if sub.qsr_state == QsrState.DISABLED_FOR_BUG:
-        return "Disabled for bug"
-    if sub.qsr_state == QsrState.PAUSED:
-        # Subscription.clean(): a pause has its end date.
-        return f"Paused until {cast(date, sub.qsr_paused_until).isoformat()}"
-    return "Enabled"
 
 
 @dataclass(frozen=True)
@@ -115,9 +104,11 @@ def next_charge(sub: Subscription, *, max_seats_used: int, today: date) -> NextC
             annual_unit_price=sub.annual_unit_price,
             currency=sub.currency,
         )
-        return NextCharge(f"the annual true-up at the term end ({sub.term_end})", overage, amount)
-    for quarter, day in enumerate(billing.reconciliation_dates(sub.term_start), start=1):
-        if day >= today:
+        return NextCharge(
+            f"the annual true-up at the term end ({day(sub.term_end)})", overage, amount
+        )
+    for quarter, on in enumerate(billing.reconciliation_dates(sub.term_start), start=1):
+        if on >= today:
             result = billing.qsr_reconcile(
                 quarter=quarter,
                 max_seats_used=max_seats_used,
@@ -125,10 +116,10 @@ def next_charge(sub: Subscription, *, max_seats_used: int, today: date) -> NextC
                 annual_unit_price=sub.annual_unit_price,
                 currency=sub.currency,
             )
-            reason = skip_reason(sub, on=day, suspended=False)
+            reason = skip_reason(sub, on=on, suspended=False)
             skipped = Reconciliation.SkipReason(reason).label if reason else ""
             return NextCharge(
-                f"the Q{quarter} reconciliation on {day}", overage, result.amount, skipped
+                f"the Q{quarter} reconciliation on {day(on)}", overage, result.amount, skipped
             )
     return NextCharge(
         "none this term (QSR charges nothing after the third quarter)", overage, Decimal(0)
@@ -185,7 +176,7 @@ class AmendEffect:
         )
         if "term_end" in self.changes and self.amended.term_end <= self.today:
             lines.append(
-                f"The term now ends on or before today ({self.today}): the next nightly run "
+                f"The term now ends on or before today ({day(self.today)}): the next nightly run "
                 "renews it, with its true-up and the new term's invoice."
             )
         lines.append("Nothing is invoiced now; the history records your reason and ticket.")
@@ -206,7 +197,9 @@ def _shown(sub: Subscription, name: str) -> str:
         return "yes" if value else "no"
     if name == "annual_unit_price":
         return billing.format_money(value, sub.currency)
-    return str(value)
+    if isinstance(value, date):
+        return day(value)
+    return EMPTY if value in (None, "") else str(value)
 
 
 def _compare(what: str, before: str, after: str) -> str:
@@ -387,8 +380,8 @@ def subscription_cancel_effect(*, subscription: Subscription) -> list[str]:
     currency = sub.currency
     recurring = billing.round_money(sub.seats * sub.annual_unit_price, currency)
     lines = [
-        f"Status: {sub.get_status_display()} → Cancelled. The term ({sub.term_start} to "
-        f"{sub.term_end}) is not renewed: the recurring charge of "
+        f"Status: {sub.get_status_display()} → Cancelled. The term ({day(sub.term_start)} to "
+        f"{day(sub.term_end)}) is not renewed: the recurring charge of "
         f"{billing.format_money(recurring, currency)} a year is not invoiced again, and "
         "there is no annual true-up and no further QSR reconciliation.",
     ]

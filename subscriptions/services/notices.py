@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import cast
 
+from portal.formats import count, day
 from subscriptions import billing
 from subscriptions.models import Reconciliation
 
@@ -29,15 +30,17 @@ def _notice(recon: Reconciliation) -> tuple[str, str]:
     sub = recon.subscription
     # Only reconciliations with an amount get a notice (amount__isnull=False above).
     amount = billing.format_money(cast(Decimal, recon.amount), recon.currency)
+    overage = count(recon.overage_seats or 0, "seat")
+    quarters = count(recon.remaining_quarters or 0, "remaining quarter")
     body = (
         f"Hello {sub.customer.name},\n\n"
-        f"Your subscription for {sub.namespace.name} used up to {recon.max_seats_used} seats "
-        f"in quarter {recon.quarter} of the term that started {recon.term_start}, "
-        f"{recon.overage_seats} more than the {recon.seats_paid} seats paid for.\n"
+        f"Your subscription for {sub.namespace.name} used up to "
+        f"{count(recon.max_seats_used or 0, 'seat')} in quarter {recon.quarter} of the term "
+        f"that started {day(recon.term_start)}, {recon.overage_seats} more than the "
+        f"{count(recon.seats_paid or 0, 'seat')} paid for.\n"
         f"As agreed in the quarterly reconciliation terms, we will invoice {amount} "
-        f"({recon.overage_seats} seats for the {recon.remaining_quarters} remaining "
-        f"quarter(s) of the term) on {recon.invoice_date}.\n\n"
+        f"({overage} for the {quarters} of the term) on {day(recon.invoice_date)}.\n\n"
         "If this looks wrong, reply to this email before the invoice date.\n"
     )
-    subject = f"Quarterly seat reconciliation: {amount} due on {recon.invoice_date}"
+    subject = f"Quarterly seat reconciliation: {amount} due on {day(recon.invoice_date)}"
     return subject, body

@@ -119,7 +119,7 @@ def test_deal_desk_processes_an_approved_refund(client, portal):
 
     review = walk(client, refund, "process-refund", {})
 
-    assert f"A credit memo of -USD 300.00 to Acme Corp for 4 seats of {recon}." in review
+    assert f"A credit memo of USD -300.00 to Acme Corp for 4 seats of {recon}." in review
     assert "Paid seats go from 110 to 106." in review
     assert f"The linked max seats reset #{refund.linked_reset_id} is approved" in review
     line = InvoiceLine.objects.get(invoice__customer=portal.customer)

@@ -149,7 +149,7 @@ def test_sales_owner_requests_a_refund_with_its_reset(client, portal):
     review = walk(client, recon, "request-refund", why(seats=4)(portal, recon))
 
     assert (
-        "A credit memo of -USD 300.00 for 4 of the 10 seats reconciled in Q1 (USD 750.00 charged)."
+        "A credit memo of USD -300.00 for 4 of the 10 seats reconciled in Q1 (USD 750.00 charged)."
     ) in review
     assert "Paid seats go from 110 to 106 when deal desk processes it." in review
     assert "At stake: 4 seats, USD 300.00. Needs approval by: Sales ops." in review

@@ -161,11 +161,11 @@ def test_invoice_total_is_the_sum_of_its_lines_and_credit_memos_are_marked(admin
         ({}, "Enabled"),
         (
             {"channel": "reseller", "payment_method": "purchase_order"},
-            "Ineligible: reseller, purchase_order",
+            "Ineligible: bought through a reseller, paid by purchase order",
         ),
         (
             {"qsr_state": "disabled_for_bug", "qsr_bug_url": "https://bugs.example.com/42"},
-            '<a href="https://bugs.example.com/42" rel="noopener">Disabled for bug</a>',
+            '<a href="https://bugs.example.com/42" rel="noopener">Disabled for a bug</a>',
         ),
         (
             {"qsr_state": "paused", "qsr_paused_until": date(2026, 12, 31)},
@@ -369,7 +369,7 @@ def test_a_superuser_cannot_edit_a_subscription_on_its_form(admin_client):
     assert page.status_code == 200
     assert page.context["adminform"].form.fields == {}
     assert 'name="_save"' not in page.text
-    assert "Ineligible: reseller" in page.text
+    assert "Ineligible: bought through a reseller" in page.text
     for action in ("amend", "cancel"):
         assert url(Subscription, "do", sub.pk, action) in page.text
     assert response.status_code == 403
@@ -548,7 +548,7 @@ def test_sales_ops_amends_the_channel_after_seeing_what_it_does_to_money(client,
     shown_text = page_text(review)
     assert "Please confirm" in shown_text
     assert "Channel: Reseller / channel → Direct." in shown_text
-    assert "QSR: Ineligible: reseller → Enabled." in shown_text
+    assert "QSR: Ineligible: bought through a reseller → Enabled." in shown_text
     assert "USD 10,000.00 (unchanged)." in shown_text
     assert (
         f"the annual true-up at the term end ({sub.term_end}), USD 1,000.00 → 10 over 100 "
@@ -577,7 +577,7 @@ def test_the_reverse_amendment_shows_qsr_lost_and_the_charge(client, user_with_r
     )
 
     shown_text = page_text(review)
-    assert "QSR: Enabled → Ineligible: reseller." in shown_text
+    assert "QSR: Enabled → Ineligible: bought through a reseller." in shown_text
     assert (
         "Recurring charge (seats × price a year, invoiced at each renewal): USD 10,000.00 → "
         "USD 13,200.00." in shown_text

@@ -233,7 +233,10 @@ def test_the_effect_of_going_direct(ops):
     effect = subscription_amend_effect(subscription=sub, values={"channel": "direct"}, today=TODAY)
 
     assert effect.changes == {"channel": ("reseller", "direct")}
-    assert (effect.before.qsr, effect.after.qsr) == ("Ineligible: reseller", "Enabled")
+    assert (effect.before.qsr, effect.after.qsr) == (
+        "Ineligible: bought through a reseller",
+        "Enabled",
+    )
     assert effect.before.recurring == effect.after.recurring == Decimal("10000.00")
     assert (effect.before.next_charge.amount, effect.after.next_charge.amount) == (
         Decimal("1000.00"),
@@ -241,7 +244,7 @@ def test_the_effect_of_going_direct(ops):
     )
     lines = effect.lines()
     assert "Channel: Reseller / channel → Direct." in lines
-    assert "QSR: Ineligible: reseller → Enabled." in lines
+    assert "QSR: Ineligible: bought through a reseller → Enabled." in lines
     assert (
         "Recurring charge (seats × price a year, invoiced at each renewal): USD 10,000.00 "
         "(unchanged)." in lines

@@ -177,7 +177,7 @@ def test_enable_clears_the_bug_and_records_who(sub, actor):
     assert sub.qsr_changed_by == other
     latest = sub.history.latest()
     assert latest.history_user == other
-    assert latest.history_change_reason == "QSR re-enabled (was disabled for bug)"
+    assert latest.history_change_reason == "QSR re-enabled (was disabled for a bug)"
     # The history still shows which bug it was.
     assert sub.history.filter(qsr_bug_url=BUG).exists()
 
