@@ -55,16 +55,6 @@ class LinkField(forms.URLField):
     default_validators = [URLValidator(schemes=["http", "https"])]
 
 
-class DatePicker(forms.DateInput):
-    """The browser's date picker (<input type="date">). It sends YYYY-MM-DD; the form's
-    DateField still checks what arrives."""
-
-    input_type = "date"
-
-    def __init__(self, attrs: dict[str, Any] | None = None):
-        super().__init__(attrs, format="%Y-%m-%d")
-
-
 class NoInput(forms.Form):
     pass
 

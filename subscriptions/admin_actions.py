@@ -10,12 +10,13 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.auth import get_user_model
 from django.forms.models import fields_for_model
 from django.utils import timezone
 
 from portal import policy
-from portal.admin_actions import LINK, DatePicker, LinkField, ObjectAction
+from portal.admin_actions import LINK, LinkField, ObjectAction
 from portal.errors import DomainError
 from portal.roles import SALES
 from subscriptions.models import Customer, Subscription
@@ -64,7 +65,7 @@ class AmendForm(LifecycleWhyForm):
         amendable = fields_for_model(
             Subscription,
             fields=AMENDABLE,
-            widgets={"term_start": DatePicker, "term_end": DatePicker},
+            widgets={"term_start": AdminDateWidget, "term_end": AdminDateWidget},
         )
         self.fields = {**amendable, **self.fields}
 

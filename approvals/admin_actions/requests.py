@@ -10,12 +10,13 @@ from datetime import date
 from typing import Any
 
 from django import forms
+from django.contrib.admin.widgets import AdminDateWidget
 from django.utils import timezone
 
 from approvals import services
 from approvals.models import ApprovalRequest
 from portal import policy
-from portal.admin_actions import LINK, DatePicker, LinkField, ObjectAction
+from portal.admin_actions import LINK, LinkField, ObjectAction
 from portal.errors import DomainError
 from portal.formats import count
 from subscriptions import billing
@@ -41,7 +42,7 @@ class WhyForm(forms.Form):
 class PauseForm(WhyForm):
     until = forms.DateField(
         required=False,
-        widget=DatePicker,
+        widget=AdminDateWidget,
         help_text="Last paused day; empty: the end of the term.",
     )
 
@@ -53,7 +54,7 @@ class ResetForm(WhyForm):
 
 
 class FreePeriodForm(WhyForm):
-    start = forms.DateField(widget=DatePicker, help_text="First free day.")
+    start = forms.DateField(widget=AdminDateWidget, help_text="First free day.")
     days = forms.IntegerField(min_value=1, max_value=366)
 
 
