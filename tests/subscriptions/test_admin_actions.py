@@ -26,7 +26,7 @@ def test_support_disables_qsr_for_a_confirmed_bug(client, portal):
 
     review = walk(client, sub, "disable-qsr-for-bug", {"bug_url": BUG, "ticket_url": TICKET})
 
-    assert f"goes from Enabled to disabled for the bug {BUG} (ticket {TICKET})" in review
+    assert f"goes from enabled to disabled for the bug {BUG} (ticket {TICKET})" in review
     assert "skipped with the reason “QSR disabled for a bug”" in review
     sub = fresh(sub)
     assert (sub.qsr_state, sub.qsr_bug_url, sub.qsr_ticket_url) == (
@@ -49,7 +49,7 @@ def test_support_re_enables_qsr_after_the_fix(client, portal):
 
     review = walk(client, sub, "enable-qsr", {})
 
-    assert "goes from disabled for bug back to enabled" in review
+    assert "goes from disabled for a bug back to enabled" in review
     assert "the next reconciliation charges the overage as usual" in review
     sub = fresh(sub)
     assert (sub.qsr_state, sub.qsr_bug_url) == (QsrState.ENABLED, "")
