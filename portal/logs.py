@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import structlog
+from django.db import transaction
 
 # What every line gets, whichever logger wrote it.
 _SHARED: list[Any] = [
@@ -94,7 +96,22 @@ def money_moved(
     **fields: Any,
 ) -> None:
     """One line for a service call that moves money: `what` happened to `entity`, for
-    `amount` in `currency`, done by `actor` (a user, or the system)."""
+    `amount` in `currency`, done by `actor` (a user, or the system). Written when the
+    transaction commits: a change rolled back moved nothing."""
+    transaction.on_commit(
+        partial(_log_money, logger, what, entity, amount, currency, actor, fields)
+    )
+
+
+def _log_money(
+    logger: logging.Logger,
+    what: str,
+    entity: str,
+    amount: Decimal | int | None,
+    currency: str,
+    actor: object,
+    fields: dict[str, Any],
+) -> None:
     actor_name = getattr(actor, "get_username", None)
     actor_text = actor_name() if callable(actor_name) else str(actor)
     logger.info(
