@@ -393,9 +393,8 @@ def _run(
             errors.append({"step": step, "subscription": None, "error": str(exc)})
             status = JobRun.Status.FAILED
         seconds[step] = round(time.monotonic() - started, 3)
-        _log_step(
-            job.pk, run_date, step, counts.get(step, {}), seconds[step], errors_before, errors
-        )
+        new_errors = errors[errors_before:]
+        _log_step(job.pk, run_date, step, counts.get(step, {}), seconds[step], new_errors)
         JobRun.objects.filter(pk=job.pk).update(counts=counts, errors=errors, step_seconds=seconds)
     if errors and status == JobRun.Status.SUCCEEDED:
         status = JobRun.Status.FAILED
