@@ -67,6 +67,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Counts and times every request for /metrics (portal/metrics.py).
     "portal.metrics.RequestMetricsMiddleware",
+    # One log line per request, redirects to HTTPS included: request id, user, role,
+    # path, status, duration (the user is read when the response is ready).
+    "portal.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,8 +79,6 @@ MIDDLEWARE = [
     # the roles that move money sent to enrol or verify before any page.
     "django_otp.middleware.OTPMiddleware",
     "portal.two_factor.TwoFactorMiddleware",
-    # One log line per request: request id, user, role, path, status, duration.
-    "portal.request_log.RequestLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the logged-in user on every history row written during a request.
