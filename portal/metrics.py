@@ -66,9 +66,9 @@ def register_collector(name: str, collector: Collector) -> None:
     """Add an app's collector to every scrape; registering a name again replaces it."""
     old = _collectors.pop(name, None)
     if old is not None:
-        REGISTRY.unregister(old)  # type: ignore[arg-type]
+        REGISTRY.unregister(old)
     _collectors[name] = collector
-    REGISTRY.register(collector)  # type: ignore[arg-type]
+    REGISTRY.register(collector)
 
 
 def scrape() -> bytes:
@@ -77,9 +77,9 @@ def scrape() -> bytes:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry)
     for collector in _collectors.values():
-        registry.register(collector)  # type: ignore[arg-type]
+        registry.register(collector)
     return generate_latest(registry)
 
 

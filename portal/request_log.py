@@ -20,7 +20,7 @@ def request_started(request, **kwargs) -> None:
 def request_finished_fields(request, response, log_kwargs: dict[str, Any], **kwargs) -> None:
     """django-structlog's `bind_extra_request_finished_metadata`: the fields of the line
     a request ends with."""
-    user = getattr(request, "user", None)
+    user: Any = getattr(request, "user", None)
     authenticated = bool(user is not None and user.is_authenticated)
     roles = sorted(roles_of(user)) if authenticated else []
     if authenticated and user.is_superuser:

@@ -99,7 +99,7 @@ class TwoFactorMiddleware:
         if (
             user.is_authenticated
             and request.path not in self.open_paths()
-            and not user.is_verified()  # type: ignore[union-attr]
+            and not user.is_verified()  # type: ignore[attr-defined]
             and must_verify(user)
         ):
             if request.method not in ("GET", "HEAD"):

@@ -33,10 +33,9 @@ class NightlyCollector:
         latest = (
             runs.filter(status__in=FINISHED, finished_at__isnull=False)
             .order_by("-finished_at")
-            .values("run_date", "status", "started_at", "finished_at", "counts", "errors",
-                    "step_seconds")
+            .values("started_at", "finished_at", "counts", "errors", "step_seconds")
             .first()
-        )  # fmt: skip
+        )
         duration = GaugeMetricFamily(
             "portal_nightly_last_run_duration_seconds",
             "How long the latest finished nightly run took.",
@@ -55,7 +54,7 @@ class NightlyCollector:
             "portal_nightly_last_run_errors",
             "Errors the latest finished nightly run recorded (records it could not do).",
         )
-        if latest:
+        if latest and latest["finished_at"]:
             duration.add_metric([], (latest["finished_at"] - latest["started_at"]).total_seconds())
             for step, seconds in latest["step_seconds"].items():
                 step_seconds.add_metric([step], seconds)
