@@ -3,6 +3,8 @@
 
 import os
 
+from portal.logs import logging_settings
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
@@ -11,7 +13,8 @@ graceful_timeout = 30
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The portal logs each request itself, as JSON (portal/request_log.py).
 accesslog = None
-errorlog = "-"
+# gunicorn's own lines (start, stop, worker timeouts) as JSON too.
+logconfig_dict = logging_settings(json=True, level=os.environ.get("LOG_LEVEL", "INFO"))
 wsgi_app = "portal.wsgi:application"
 
 

@@ -128,14 +128,15 @@ def test_gunicorn_serves_the_portal_on_production_settings(server):
     metrics, _ = fetch(port, "/metrics", HTTPS)
     assert metrics.status == 404  # closed: no METRICS_TOKEN or METRICS_ALLOWED_IPS
 
-    # Each request is one JSON line on the process's output.
+    # Every line of the output is JSON, gunicorn's own included; each request one line.
     time.sleep(0.5)
     lines = []
     for raw in log_path.read_text().splitlines():
         try:
             lines.append(json.loads(raw))
         except ValueError:
-            continue  # gunicorn's own start-up lines
+            pytest.fail(f"not a JSON line: {raw}")
+    assert any(line["logger"].startswith("gunicorn") for line in lines)
     finished = [line for line in lines if line.get("event") == "request_finished"]
     login_lines = [line for line in finished if line["path"] == "/admin/login/"]
     # Plain HTTP sent to HTTPS, then the page: both logged, whichever worker answered.

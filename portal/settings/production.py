@@ -57,8 +57,10 @@ STORAGES = {
 # Two-factor login for the roles that move money, and superusers (portal/two_factor.py).
 PORTAL_OTP_REQUIRED = True
 
-# One JSON object a line (portal/logs.py).
+# One JSON object a line (portal/logs.py), from the workers too: Celery leaves the
+# logging setup to Django.
 LOGGING = logging_settings(json=True, level=os.environ.get("LOG_LEVEL", "INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Errors to Sentry, only when SENTRY_DSN is set.
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
