@@ -22,9 +22,12 @@ def request_finished_fields(request, response, log_kwargs: dict[str, Any], **kwa
     a request ends with."""
     user: Any = getattr(request, "user", None)
     authenticated = bool(user is not None and user.is_authenticated)
-    roles = sorted(roles_of(user)) if authenticated else []
+    # A superuser's pages never ask for their groups (policy: they may do everything),
+    # so neither does their log line; everyone else's pages have asked already.
     if authenticated and user.is_superuser:
-        roles.append("superuser")
+        roles = ["superuser"]
+    else:
+        roles = sorted(roles_of(user)) if authenticated else []
     started = getattr(request, "log_started", None)
     log_kwargs.update(
         user=user.get_username() if authenticated else None,
