@@ -71,6 +71,12 @@ def test_a_request_writes_one_json_line_with_who_what_and_how_long(
     assert not [line for line in json_log() if line["event"] == "request_started"]
 
 
+def test_a_superuser_is_logged_as_such(admin_client, json_log):
+    admin_client.get("/admin/")
+    (line,) = [line for line in json_log() if line["event"] == "request_finished"]
+    assert line["user"] == "admin" and line["role"] == "superuser"
+
+
 def test_an_anonymous_request_is_logged_without_a_user(client, json_log):
     client.get("/healthz")
     (line,) = [line for line in json_log() if line["event"] == "request_finished"]

@@ -202,4 +202,4 @@ def test_a_scrape_costs_the_same_queries_however_many_records(client, token, por
     nightly_run(run_date=timezone.localdate())
     with CaptureQueriesContext(connection) as full:
         scrape(client)
-    assert len(full) == len(empty) <= 6
+    assert len(full) == len(empty) == 6  # README: six queries a scrape

@@ -16,12 +16,14 @@ import time
 
 import pytest
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.assertions import database_url
 from tests.test_settings import PRODUCTION_ENV
 
 pytestmark = pytest.mark.django_db
 HTTPS = {"X-Forwarded-Proto": "https"}  # what the TLS proxy in front sets
+TOKEN = "scrape-token-0123456789"
 
 
 def free_port() -> int:
@@ -50,6 +52,7 @@ def production_env(tmp_path):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "STATIC_ROOT": str(tmp_path / "static"),
         "WEB_CONCURRENCY": "2",
+        "METRICS_TOKEN": TOKEN,
     }
 
 
@@ -64,11 +67,18 @@ def server(production_env, tmp_path):
 
     port = free_port()
     log_path = tmp_path / "gunicorn.log"
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
             cwd=settings.BASE_DIR,
-            env={**production_env, "HOST": "127.0.0.1", "PORT": str(port)},
+            env={
+                **production_env,
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -125,8 +135,8 @@ def test_gunicorn_serves_the_portal_on_production_settings(server):
     unhashed, _ = fetch(port, "/static/admin/css/base.css", HTTPS)
     assert "immutable" not in (unhashed.getheader("Cache-Control") or "")
 
-    metrics, _ = fetch(port, "/metrics", HTTPS)
-    assert metrics.status == 404  # closed: no METRICS_TOKEN or METRICS_ALLOWED_IPS
+    refused, _ = fetch(port, "/metrics")
+    assert refused.status == 401
 
     # Every line of the output is JSON, gunicorn's own included; each request one line.
     time.sleep(0.5)
@@ -144,6 +154,29 @@ def test_gunicorn_serves_the_portal_on_production_settings(server):
     for line in login_lines:
         assert line["request_id"] and line["duration_ms"] >= 0
         assert line["user"] is None and line["method"] == "GET"
+
+
+def served_ok(port) -> float:
+    response, body = fetch(port, "/metrics", {"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 200
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "portal_http_requests_total" and sample.labels == {
+                "method": "GET",
+                "status": "200",
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_metrics_add_up_every_gunicorn_worker(server):
+    port, _ = server
+    before = served_ok(port)
+    for _ in range(8):
+        assert fetch(port, "/healthz")[0].status == 200
+
+    # Eight health checks and the first scrape, whichever of the two workers answered.
+    assert served_ok(port) - before == 9
 
 
 # --- Error reporting ----------------------------------------------------------------------
