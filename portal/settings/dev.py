@@ -30,3 +30,7 @@ PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL") or (
 # DEBUG shows Django's technical 404 page whatever the templates say; a record that is
 # not there (or not the user's) gets the portal's own page, as in production.
 MIDDLEWARE = [*MIDDLEWARE, "portal.middleware.BrandedNotFoundMiddleware"]  # noqa: F405
+
+# The demo asks for a code only from those who enrolled an authenticator app (the demo's
+# sales_ops login; see README "Deploying"); PORTAL_OTP_REQUIRED=1 asks every money role.
+PORTAL_OTP_ENROLLED_MUST_VERIFY = env_bool("PORTAL_OTP_ENROLLED_MUST_VERIFY", True)
