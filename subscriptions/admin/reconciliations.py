@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from portal.admin_base import LedgerAdmin
+from portal.admin_lists import known_values
 from subscriptions.admin.common import SubscriptionColumns, money
 from subscriptions.models import Reconciliation
 
@@ -25,7 +26,12 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
         "invoice_date",
     )
     list_select_related = ("subscription__customer", "subscription__namespace")
-    list_filter = ("status", "skip_reason", "quarter", "currency")
+    list_filter = (
+        "status",
+        "skip_reason",
+        ("quarter", known_values((1, "Q1"), (2, "Q2"), (3, "Q3"))),
+        "currency",
+    )
     customer_path = "subscription__customer"
     search_fields = (
         "subscription__customer__name",
