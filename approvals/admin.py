@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from approvals.admin_actions.decisions import DISPUTE_ACTIONS, REQUEST_ACTIONS
 from approvals.admin_actions.requests import RECONCILIATION_ACTIONS, SUBSCRIPTION_REQUESTS
+from approvals.exports import APPROVAL_REQUEST_COLUMNS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from approvals.selectors import approval_requests_awaiting, approval_requests_to_execute
 from portal import policy
@@ -85,6 +86,8 @@ class ApprovalRequestAdmin(SubscriptionColumns, PortalAdmin):
         "id__exact",
     )
     date_hierarchy = "created_at"
+    # Refunds are the requests of the kind "QSR refund" (approvals/exports.py).
+    export_columns = APPROVAL_REQUEST_COLUMNS
     inlines = (ApprovalDecisionInline,)
     # Computed or moved by the approvals services only.
     service_fields = (

@@ -91,6 +91,7 @@ class Action(StrEnum):
     ASSIGN_OWNER = "assign_owner"  # name an account's sales manager
     AMEND_SUBSCRIPTION = "amend_subscription"  # terms, channel, price, seats, ...
     CANCEL_SUBSCRIPTION = "cancel_subscription"
+    EXPORT = "export"  # a list as CSV: the rows the user sees, nothing more
 
 
 _SUPPORT = {
@@ -117,6 +118,7 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.REQUEST_FREE_PERIOD,
             Action.RESOLVE_DISPUTE,
             Action.CANCEL_REQUEST,
+            Action.EXPORT,
         }
     ),
     # Sales ops is the commercial desk: it also amends and cancels subscriptions.
@@ -128,11 +130,12 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.ASSIGN_OWNER,
             Action.AMEND_SUBSCRIPTION,
             Action.CANCEL_SUBSCRIPTION,
+            Action.EXPORT,
         }
     ),
-    DEAL_DESK: frozenset({Action.VIEW, Action.PROCESS_REFUND}),
+    DEAL_DESK: frozenset({Action.VIEW, Action.PROCESS_REFUND, Action.EXPORT}),
     EXECUTIVE: frozenset({Action.VIEW, Action.DECIDE}),
-    FINANCE: frozenset({Action.VIEW, Action.DECIDE}),
+    FINANCE: frozenset({Action.VIEW, Action.DECIDE, Action.EXPORT}),
 }
 # Roles that act only on the accounts they own.
 OWNER_SCOPED_ROLES = frozenset({SALES})

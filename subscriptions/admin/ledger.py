@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from portal.admin_base import LedgerAdmin, ViewOnly
 from subscriptions.admin.common import money
+from subscriptions.exports import INVOICE_LINE_COLUMNS
 from subscriptions.models import Customer, Invoice, InvoiceLine
 
 
@@ -93,6 +94,9 @@ class InvoiceAdmin(LedgerAdmin):
     )
     search_help_text = "Customer, billing email, invoice number (INV-0000012) or key."
     date_hierarchy = "issue_date"
+    # One row per line, the invoice's columns repeated (subscriptions/exports.py).
+    export_columns = INVOICE_LINE_COLUMNS
+    export_order = ("lines__id",)
     inlines = (InvoiceLineInline,)
     fields = (
         ("number", "issue_date"),

@@ -8,6 +8,7 @@ from django.contrib import admin
 from portal.admin_base import LedgerAdmin
 from portal.admin_lists import known_values
 from subscriptions.admin.common import SubscriptionColumns, money
+from subscriptions.exports import RECONCILIATION_COLUMNS
 from subscriptions.models import Reconciliation
 
 
@@ -41,6 +42,7 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
         "subscription__id__exact",
     )
     date_hierarchy = "reconciliation_date"
+    export_columns = RECONCILIATION_COLUMNS
     readonly_fields = ("unit_price_display", "amount_display")
     fields = (
         "subscription",
