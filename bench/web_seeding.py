@@ -208,6 +208,7 @@ def seed(n: int, log) -> dict[str, float]:
             seconds[table] = time.perf_counter() - started
             log(f"  {table}: {seconds[table]:.1f} s")
         started = time.perf_counter()
+        cursor.execute("DELETE FROM guardian_userobjectpermission WHERE user_id = %s", [sales.pk])
         cursor.execute(
             "INSERT INTO guardian_userobjectpermission (permission_id, content_type_id,"
             " object_pk, user_id) SELECT %s, %s, c::text, %s"

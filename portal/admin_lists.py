@@ -92,7 +92,8 @@ class ListPaginator(Paginator):
             if estimate >= ESTIMATE_FROM:
                 return estimate
         cap = (self.page_asked + 1) * int(self.per_page) + COUNT_CAP
-        return queryset.order_by()[:cap].count()
+        # Only the ids: the list's computed columns (an invoice's total) are not counted.
+        return queryset.order_by().values("pk")[:cap].count()
 
 
 class ListChangeList(GuardedChangeList):

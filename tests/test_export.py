@@ -191,7 +191,7 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_quoted(finance, start
 
     (row,) = rows(finance.get(export_url(Reconciliation)))
 
-    assert row["Customer"] == f"'{start}HYPERLINK(\"https://evil.example\",\"x\")"
+    assert row["Customer"] == f'\'{start}HYPERLINK("https://evil.example","x")'
     assert row["Failure reason"] == f"'{start}1+2"
     assert row["Amount"] == "750.00"
 
