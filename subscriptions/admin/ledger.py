@@ -8,7 +8,7 @@ import re
 from decimal import Decimal
 
 from django.contrib import admin
-from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
@@ -46,21 +46,14 @@ class CreditMemoFilter(admin.SimpleListFilter):
         return (("invoice", "Invoice"), ("credit_memo", "Credit memo"))
 
     def queryset(self, request, queryset):
-        # Only an invoice with a credit line can sum below zero: the few with one (an
-        # index of their own) are totalled, not every invoice.
-        credit_memos = (
-            InvoiceLine.objects.filter(
-                invoice__in=InvoiceLine.objects.filter(amount__lt=0).values("invoice")
-            )
-            .values("invoice")
-            .annotate(total=Sum("amount"))
-            .filter(total__lt=0)
-            .values("invoice")
-        )
+        # `total` is the annotation InvoiceAdmin.get_queryset adds. Only an invoice with
+        # a credit line can sum below zero: the few with one (an index of their own) are
+        # totalled, not every invoice.
+        with_credit = InvoiceLine.objects.filter(amount__lt=0).values("invoice")
         if self.value() == "credit_memo":
-            return queryset.filter(pk__in=credit_memos)
+            return queryset.filter(pk__in=with_credit, total__lt=0)
         if self.value() == "invoice":
-            return queryset.exclude(pk__in=credit_memos)
+            return queryset.filter(~Q(pk__in=with_credit) | Q(total__gte=0))
         return queryset
 
 
