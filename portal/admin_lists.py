@@ -37,7 +37,7 @@ from django.contrib.admin import ChoicesFieldListFilter, RelatedFieldListFilter
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import connections, models
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import formats, timezone
@@ -111,7 +111,7 @@ class ListPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         ids = queryset.values("pk")[bottom:top]
-        return self._get_page(queryset.filter(pk__in=ids), number, self)
+        return Page(queryset.filter(pk__in=ids), number, self)
 
 
 class ListChangeList(GuardedChangeList):
