@@ -84,6 +84,8 @@ class ListPaginator(Paginator):
     def __init__(self, object_list, per_page, *args, page_asked: int = 1, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
         self.page_asked = page_asked
+        # What the list says under its count when the count is not exact.
+        self.count_note = ""
 
     @cached_property
     def count(self) -> int:
@@ -93,10 +95,20 @@ class ListPaginator(Paginator):
         if not queryset.query.where:
             estimate = estimated_rows(queryset.model, queryset.db)
             if estimate >= ESTIMATE_FROM:
+                self.count_note = (
+                    f"About {estimate:,}: the database estimates the whole list. "
+                    "Filter or search for an exact count."
+                )
                 return estimate
         cap = (self.page_asked + 1) * int(self.per_page) + COUNT_CAP
         # Only the ids: the list's computed columns (an invoice's total) are not counted.
-        return queryset.order_by().values("pk")[:cap].count()
+        counted = queryset.order_by().values("pk")[:cap].count()
+        if counted == cap:
+            self.count_note = (
+                f"At least {cap:,}: the count stops a little past this page. "
+                "Narrow the filters or the search for an exact count."
+            )
+        return counted
 
     def page(self, number):
         """A page past the first few reads its rows' ids from the order's index first

@@ -141,8 +141,10 @@ def test_an_unfiltered_large_list_shows_the_planners_estimate_without_counting(
     filtered = admin_client.get(admin_url(Reconciliation), {"status__exact": "scheduled"})
 
     assert response.context["cl"].result_count == 3
+    assert "About 3: the database estimates the whole list." in response.text
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
     assert filtered.context["cl"].result_count == 3
+    assert "estimate" not in filtered.text
 
 
 def test_a_filtered_count_stops_a_little_past_the_page_asked_for(admin_client, monkeypatch):
@@ -159,7 +161,9 @@ def test_a_filtered_count_stops_a_little_past_the_page_asked_for(admin_client, m
     third = admin_client.get(url, {"status__exact": "scheduled", "p": "3"})
 
     assert first.context["cl"].result_count == 5  # (page 1 + 1) x 2 + 1
+    assert "At least 5: the count stops a little past this page." in first.text
     assert third.context["cl"].result_count == 8  # all of them, fewer than the cap
+    assert "At least" not in third.text
     assert len(third.context["cl"].result_list) == 2
 
 
