@@ -20,6 +20,8 @@ of the filtered rows. `ListsAtScale` replaces each with what an index answers:
 - **Date hierarchy.** The years offered run from the oldest to the newest date of the
   whole table (two index lookups, whatever the filters); a year offers its twelve months,
   a month its days. No distinct dates are computed over the rows.
+- **Filters.** No "Show counts" (a count per filter choice, over every row), and no
+  filter that lists the distinct values of a column (`known_values` names them instead).
 
 Each list's ordering has an index of its own (the apps' `Meta.indexes`), so a page walks
 the index instead of sorting the table; a deep page skips through the index alone
@@ -33,7 +35,7 @@ import copy
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.admin import ChoicesFieldListFilter, RelatedFieldListFilter
+from django.contrib.admin import ChoicesFieldListFilter, RelatedFieldListFilter, ShowFacets
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -263,6 +265,8 @@ class ListsAtScale(_AdminBase):
 
     paginator = ListPaginator
     show_full_result_count = False
+    # The filters' counts ("Show counts") would count every row once per choice.
+    show_facets = ShowFacets.NEVER
     change_list_template = "admin/portal/change_list.html"
 
     def get_changelist(self, request, **kwargs):

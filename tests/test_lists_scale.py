@@ -243,3 +243,13 @@ def test_contains_searches_are_served_by_trigram_indexes(model, field, term, ind
     sql, params = queryset.query.sql_with_params()
 
     assert index in plan(sql, params)
+
+
+def test_filters_offer_no_counts_that_would_read_every_row(admin_client):
+    ReconciliationFactory()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(admin_url(Reconciliation), {"_facets": "1"})
+
+    assert "Show counts" not in response.text
+    assert not any("FILTER (WHERE" in q["sql"] for q in queries.captured_queries)
