@@ -191,13 +191,17 @@ def test_the_date_hierarchy_offers_years_months_and_days_without_reading_rows(ad
 
 
 def plan(sql: str, params) -> str:
-    """PostgreSQL's plan for a query, with sequential scans priced out of reach, so a
-    small test table shows which index the query can use."""
+    """PostgreSQL's plan for a query, with sequential scans and sorts priced out of
+    reach, so that a small test table (whatever its statistics) shows which index can
+    serve the query and its order."""
+    off = ("enable_seqscan", "enable_sort", "enable_incremental_sort")
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        for setting in off:
+            cursor.execute(f"SET LOCAL {setting} = off")
         cursor.execute(f"EXPLAIN {sql}", params)
         text = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan")
+        for setting in off:
+            cursor.execute(f"RESET {setting}")
     return text
 
 
