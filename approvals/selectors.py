@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from approvals.models import ApprovalDecision, ApprovalRequest
+from approvals.preconditions import not_live, not_on_qsr
 from portal import policy
 from portal.errors import DomainError
 from subscriptions import billing
@@ -97,11 +98,9 @@ class Stake:
 
 
 def _live(subscription: Subscription) -> Subscription:
-    if subscription.status not in LIVE:
-        raise DomainError(
-            f"The subscription is {subscription.get_status_display().lower()}; "
-            "requests are for live subscriptions only."
-        )
+    refusal = not_live(subscription)
+    if refusal is not None:
+        raise DomainError(refusal)
     return subscription
 
 
@@ -138,12 +137,9 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
 
 def pause_stake(*, subscription: Subscription, until: date | None, today: date) -> Stake:
     sub = _live(subscription)
-    reasons = qsr_ineligibility(sub)
-    if reasons:
-        raise DomainError(
-            "This subscription is not on QSR (" + ", ".join(reasons) + "); there is no "
-            "reconciliation to pause."
-        )
+    refusal = not_on_qsr(sub)
+    if refusal is not None:
+        raise DomainError(refusal)
     last_day = sub.term_end - timedelta(days=1)
     end = until or last_day
     if not today <= end <= last_day:
@@ -230,6 +226,8 @@ def reset_stake(
             f"{chargeable} of them are above the {paid} paid seats: "
             f"{billing.format_money(amount, sub.currency)} not charged at {when}.",
         ],
+        # The value asked for; support sets the one it executes (within the waiver).
+        values={"reset_to": new},
     )
 
 
