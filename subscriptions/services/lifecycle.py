@@ -228,12 +228,6 @@ def amend_refusal(sub: Subscription) -> str | None:
     return None
 
 
-def _refuse_unless_amendable(sub: Subscription) -> None:
-    refusal = amend_refusal(sub)
-    if refusal is not None:
-        raise DomainError(refusal)
-
-
 def _validation_error(exc: ValidationError) -> DomainError:
     """The model's refusal as the one domain error, on the first field at fault."""
     errors = exc.message_dict
@@ -253,7 +247,8 @@ def subscription_amend_effect(
         raise TypeError(f"not amendable: {', '.join(sorted(unknown))}")
     today = today or timezone.localdate()
     sub = subscription
-    _refuse_unless_amendable(sub)
+    if (refusal := amend_refusal(sub)) is not None:
+        raise DomainError(refusal)
     given = {name: value for name, value in values.items() if value is not None}
     amended = copy.copy(sub)
     for name, value in given.items():
