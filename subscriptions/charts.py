@@ -45,13 +45,24 @@ def _steps(points: list[tuple[date, int]]) -> list[tuple[date, int]]:
 
 
 def _month_starts(start: date, end: date) -> list[date]:
+    """The first days of the months in the term, every other one or fewer in a long term
+    so that at most 13 labels share the axis."""
     months = []
     day = start.replace(day=1)
     while day < end:
         if day >= start:
             months.append(day)
         day = billing.add_months(day, 1)
-    return months
+    step = -(-len(months) // 13)  # ceiling
+    return months[::step]
+
+
+def _legend_columns(data: SeatUsage) -> int:
+    """The legend on one row, or two when the shaded stretches add to the five lines."""
+    shaded = len({s.kind for s in data.spans})
+    lines = 5 if data.term_start <= data.today < data.term_end else 4
+    total = shaded + lines
+    return total if total <= 6 else -(-total // 2)
 
 
 def _scale(data: SeatUsage) -> tuple[int, int]:
@@ -74,20 +85,21 @@ def seat_usage_chart(data: SeatUsage, *, title: str = "") -> SafeString:
         js=[],  # pygal's tooltip script comes from elsewhere: none
         disable_xml_declaration=True,
         width=1100,
-        height=400,
+        height=430,
         margin=16,
         margin_right=90,  # room for the last quarter's label
         show_dots=False,
         show_legend=True,
         legend_at_bottom=True,
-        legend_at_bottom_columns=4,
+        legend_at_bottom_columns=_legend_columns(data),
         truncate_legend=-1,
+        truncate_label=-1,
         print_labels=True,
         allow_interruptions=True,
         range=(floor, top),
         zero=floor,  # shaded stretches fill down to the bottom of the chart
         x_labels=_month_starts(data.term_start, data.term_end),
-        x_value_formatter=lambda d: d.strftime("%b %Y"),
+        x_value_formatter=lambda d: d.strftime("%b %y"),
         x_label_rotation=0,
         show_x_guides=False,
         show_minor_x_labels=True,

@@ -196,7 +196,9 @@ def _history(sub: Subscription, today: date) -> tuple[list[tuple[date, int]], li
     paid: list[tuple[date, int]] = []
     states: list[tuple[date, str, date | None]] = []
     for moment, seats, state, until in rows:
-        day = max(_day(moment), sub.term_start)
+        # The record's first row stands for the term's start: a subscription loaded
+        # mid-term kept no history before.
+        day = sub.term_start if not paid else max(_day(moment), sub.term_start)
         if paid and paid[-1][0] == day:
             paid[-1] = (day, seats)
         elif not paid or paid[-1][1] != seats:

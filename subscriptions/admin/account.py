@@ -162,7 +162,7 @@ def _prepare_changes(rows: list[Any]) -> None:
                 if field.is_relation:
                     continue
                 words.append(
-                    f"{field.verbose_name}: {_value(field, change.old)} → "
+                    f"{str(field.verbose_name).capitalize()}: {_value(field, change.old)} → "
                     f"{_value(field, change.new)}"
                 )
         newer.changed_words = "; ".join(words)
