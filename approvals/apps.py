@@ -11,3 +11,8 @@ class ApprovalsConfig(AppConfig):
 
         # The nightly run's last step expires stale requests (DOMAIN.md "Nightly jobs").
         nightly.register_step("expiry", approval_requests_expire)
+
+        from approvals.metrics import ApprovalQueueCollector
+        from portal.metrics import register_collector
+
+        register_collector("approvals", ApprovalQueueCollector())

@@ -4,6 +4,7 @@ the same execution is a no-op, and whoever requested it cannot execute it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
@@ -12,15 +13,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from approvals.preconditions import REFUND_RESET_READY, execution_refusal
 from approvals.services.decisions import lock, move
 from approvals.services.notifications import notify_on_commit
 from portal import policy
 from portal.errors import DomainError
+from portal.logs import money_moved
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
 
+logger = logging.getLogger(__name__)
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
 
@@ -31,13 +35,9 @@ def _executable(
     if req.kind != kind:
         raise DomainError(f"This is a {req.get_kind_display().lower()} request.")
     policy.check(actor, action, req)
-    if req.status != Status.APPROVED:
-        raise DomainError(
-            f"Only an approved request can be executed; this one is "
-            f"{req.get_status_display().lower()}."
-        )
-    if req.subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED):
-        raise DomainError(f"The subscription is {req.subscription.get_status_display().lower()}.")
+    refusal = execution_refusal(req)
+    if refusal is not None:
+        raise DomainError(refusal)
 
 
 def reset_value_check(ns: Namespace, new_max_seats: int, *, approved_seats: int) -> None:
@@ -90,12 +90,18 @@ def approval_execute_reset(
             executed_at=timezone.now(),
             executed_by=actor,
         )
+        money_moved(
+            logger,
+            "max seats reset executed",
+            entity=f"approval_request:{req.pk}",
+            amount=req.amount_at_stake,
+            currency=req.subscription.currency,
+            actor=actor,
+            subscription=req.subscription_id,
+            seats=was - new_max_seats,
+        )
         notify_on_commit("executed", req.pk)
         return req
-
-
-# The states of its linked max seats reset in which a refund can be processed.
-REFUND_RESET_READY = (Status.APPROVED, Status.EXECUTED)
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,17 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
             reason=f"refund processed: -{billing.format_money(effect.amount, recon.currency)}",
             executed_at=timezone.now(),
             executed_by=actor,
+        )
+        money_moved(
+            logger,
+            "refund processed",
+            entity=f"approval_request:{req.pk}",
+            amount=-effect.amount,
+            currency=recon.currency,
+            actor=actor,
+            subscription=sub.pk,
+            reconciliation=recon.pk,
+            seats=effect.seats,
         )
         notify_on_commit("executed", req.pk)
         return req

@@ -7,13 +7,17 @@ from django.contrib import admin
 
 from portal.admin_base import LedgerAdmin
 from portal.admin_lists import known_values
+from subscriptions.admin.account import RECONCILIATION_PANELS
 from subscriptions.admin.common import SubscriptionColumns, money
+from subscriptions.admin.panels import PanelsMixin
 from subscriptions.exports import RECONCILIATION_COLUMNS
 from subscriptions.models import Reconciliation
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
+class ReconciliationAdmin(SubscriptionColumns, PanelsMixin, LedgerAdmin):
+    """A reconciliation's page shows its invoice (and, from approvals, its disputes)."""
+
     list_display = (
         "id",
         "customer",
@@ -43,6 +47,8 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
     )
     date_hierarchy = "reconciliation_date"
     export_columns = RECONCILIATION_COLUMNS
+    panels = RECONCILIATION_PANELS
+    change_form_template = "admin/subscriptions/panels_change_form.html"
     readonly_fields = ("unit_price_display", "amount_display")
     fields = (
         "subscription",

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
 
 
     dependencies = [
-        ('subscriptions', '0008_job_run_heartbeat_and_batches'),
+        ('subscriptions', '0009_job_run_step_seconds'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

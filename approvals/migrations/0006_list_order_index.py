@@ -10,8 +10,8 @@ class Migration(migrations.Migration):
 
 
     dependencies = [
-        ('approvals', '0004_approval_workflows'),
-        ('subscriptions', '0009_trigram_search_and_list_indexes'),
+        ('approvals', '0005_reset_to_holds_the_value_asked_for'),
+        ('subscriptions', '0010_trigram_search_and_list_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
