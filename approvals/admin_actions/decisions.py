@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from django import forms
 
-from approvals import services
+from approvals import preconditions, services
 from approvals.models import ApprovalRequest, Dispute
+from approvals.selectors import requested_reset_to
 from portal import policy
 from portal.admin_actions import ObjectAction
 from portal.formats import count, day
@@ -125,8 +126,8 @@ def _reset_executable(req: ApprovalRequest) -> bool:
 
 
 def _reset_initial(req: ApprovalRequest) -> Data:
-    ns = req.subscription.namespace
-    return {"new_max_seats": max(ns.seats_in_use, ns.max_seats_used - req.seats_at_stake)}
+    # The value the approvers approved; the preview checks it against today's seats.
+    return {"new_max_seats": requested_reset_to(req)}
 
 
 def _execute_reset_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
@@ -146,11 +147,7 @@ def _execute_reset_perform(req: ApprovalRequest, data: Data, user: policy.Actor)
 
 
 def _refund_processable(req: ApprovalRequest) -> bool:
-    return (
-        req.kind == req.Kind.QSR_REFUND
-        and req.status == Status.APPROVED
-        and cast(ApprovalRequest, req.linked_reset).status in services.REFUND_RESET_READY
-    )
+    return req.kind == req.Kind.QSR_REFUND and req.status == Status.APPROVED
 
 
 def _refund_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
@@ -211,6 +208,7 @@ REQUEST_ACTIONS = (
         preview=_execute_reset_preview,
         perform=_execute_reset_perform,
         available=_reset_executable,
+        refusal=preconditions.execution_refusal,
     ),
     ObjectAction(
         name="process-refund",
@@ -219,6 +217,7 @@ REQUEST_ACTIONS = (
         preview=_refund_preview,
         perform=_refund_perform,
         available=_refund_processable,
+        refusal=preconditions.execution_refusal,
     ),
 )
 

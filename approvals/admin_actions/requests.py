@@ -13,7 +13,7 @@ from django import forms
 from django.contrib.admin.widgets import AdminDateWidget
 from django.utils import timezone
 
-from approvals import services
+from approvals import preconditions, services
 from approvals.models import ApprovalRequest
 from portal import policy
 from portal.admin_actions import LINK, LinkField, ObjectAction
@@ -156,6 +156,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_pause_preview,
         perform=_pause_perform,
         available=is_live,
+        refusal=preconditions.pause_refusal,
     ),
     ObjectAction(
         name="request-reset",
@@ -165,6 +166,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_reset_preview,
         perform=_reset_perform,
         available=is_live,
+        refusal=preconditions.reset_refusal,
     ),
     ObjectAction(
         name="request-free-period",
@@ -175,6 +177,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_free_period_preview,
         perform=_free_period_perform,
         available=is_live,
+        refusal=preconditions.free_period_refusal,
     ),
 )
 
@@ -208,10 +211,7 @@ def _dispute_perform(recon: Reconciliation, data: Data, user: policy.Actor) -> s
 
 def _refundable(recon: Reconciliation) -> bool:
     """Processed, with overage seats not refunded yet."""
-    return (
-        recon.status == Reconciliation.Status.PROCESSED
-        and (recon.overage_seats or 0) > recon.refunded_seats
-    )
+    return preconditions.refundable_refusal(recon) is None
 
 
 def _refund_initial(recon: Reconciliation) -> Data:
@@ -243,6 +243,7 @@ RECONCILIATION_ACTIONS = (
         preview=_dispute_preview,
         perform=_dispute_perform,
         available=_disputable,
+        refusal=services.dispute_refusal,
     ),
     ObjectAction(
         name="request-refund",
@@ -253,5 +254,6 @@ RECONCILIATION_ACTIONS = (
         preview=_refund_preview,
         perform=_refund_perform,
         available=_refundable,
+        refusal=preconditions.refund_refusal,
     ),
 )

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('approvals', '0004_approval_workflows'),
+        ('approvals', '0006_list_order_index'),
     ]
 
     operations = [
