@@ -151,9 +151,8 @@ def test_an_approval_that_others_still_wait_on_says_whom(client, portal):
 
     done = _confirm(client, request, "approve", {"reason": ""})
 
-    assert messages_of(done) == [
-        "Your approval is recorded; still waiting for: Executive, Finance."
-    ]
+    (message,) = messages_of(done)
+    assert "Your approval is recorded; still waiting for: Executive, Finance." in message
 
 
 def test_the_last_approval_says_what_happens_next_once(client, portal):
@@ -164,7 +163,7 @@ def test_the_last_approval_says_what_happens_next_once(client, portal):
 
     assert fresh(request).status == Status.APPROVED
     (message,) = messages_of(done)
-    assert message == "Approved: it now waits for support to execute it."
+    assert "Approved: it now waits for support to execute it." in message
     assert message.lower().count("approved") == 1
 
 

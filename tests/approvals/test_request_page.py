@@ -175,9 +175,10 @@ def test_approving_lands_on_the_next_request_of_the_queue_then_on_the_queue(clie
     assert response.url == change_url(oldest) + "?_changelist_filters=" + quote("queue=awaiting_me")
     said = [str(m) for m in get_messages(response.wsgi_request)]
     # A pause applies on its last approval.
+    until = ApprovalRequest.objects.get(pk=newest.pk).pause_until
     assert said == [
-        f"QSR pause #{newest.pk} for {newest.subscription.customer}: Approved. The request is "
-        f"executed. Next in “Waiting for my approval”: #{oldest.pk}."
+        f"QSR pause #{newest.pk} for {newest.subscription.customer}: Approved: QSR is paused "
+        f"until {until}. Next in “Waiting for my approval”: #{oldest.pk}."
     ]
     assert ApprovalRequest.objects.get(pk=newest.pk).status == Status.EXECUTED
 
@@ -189,7 +190,9 @@ def test_approving_lands_on_the_next_request_of_the_queue_then_on_the_queue(clie
 
     assert response.url == f"{QUEUE}?queue=awaiting_me"
     said = [str(m) for m in get_messages(response.wsgi_request)][-1]
-    assert said.endswith("Rejected. Nothing else in “Waiting for my approval”.")
+    assert said.endswith(
+        "Rejected: the requester is emailed your reason. Nothing else in “Waiting for my approval”."
+    )
     assert ApprovalRequest.objects.get(pk=oldest.pk).status == Status.REJECTED
 
 
