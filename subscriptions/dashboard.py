@@ -31,10 +31,12 @@ from django.db.models import (
     Sum,
     Value,
     When,
+    Window,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest, TruncQuarter
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from portal import policy
 from subscriptions import billing
@@ -170,6 +172,7 @@ def _quarter_ends_ahead(user: User, start: date, end: date) -> QuerySet[Subscrip
     return subs.filter(charged).exclude(Exists(recorded)).exclude(_suspended_on(OuterRef("day")))
 
 
+_ESTIMATE_GROUPS = ("currency", "quarter")
 _OVERAGE = Greatest(F("namespace__max_seats_used") - F("seats"), Value(0))
 
 
@@ -230,7 +233,8 @@ def reconciliations_due(
     _estimate(scheduled, figures)
     ahead = (
         _quarter_ends_ahead(user, today, end)
-        .values("currency", "quarter", price=F("annual_unit_price"))
+        # "quarter" is the annotation made there, which the type checker cannot follow.
+        .values(*_ESTIMATE_GROUPS, price=F("annual_unit_price"))
         .annotate(overage=_OVERAGE, n=Count("pk"))
     )
     _estimate(ahead, figures)
@@ -286,14 +290,14 @@ def last_night(*, today: date) -> NightSummary:
         summary.warnings.append("No nightly run has been recorded.")
     elif run.status == JobRun.Status.FAILED:
         summary.warnings.append(
-            f"The last run (for {run.run_date}) failed: {summary.error_count} errors."
+            f"The last run (for {date_format(run.run_date)}) failed: {summary.error_count} errors."
         )
     elif run.status == JobRun.Status.ABANDONED:
         summary.warnings.append(
-            f"The last run (for {run.run_date}) was abandoned: its process stopped."
+            f"The last run (for {date_format(run.run_date)}) was abandoned: its process stopped."
         )
     if run is not None and (completed is None or completed < yesterday):
-        since = f"since {completed}" if completed else "yet"
+        since = f"since {date_format(completed)}" if completed else "yet"
         summary.warnings.append(
             f"No night has completed {since}: the nights after it have not been billed."
         )
@@ -313,14 +317,15 @@ def qsr_disabled_for_bugs(
     *, user: User, limit: int = BUG_LIST_LIMIT
 ) -> tuple[int, list[BugDisabled]]:
     """How many subscriptions the user may see are off QSR for a bug, and the `limit`
-    longest off, with the days since. Two queries."""
+    longest off, with the days since. One query: each row carries the total."""
     qs = policy.visible(QsrDisabledForBug.objects.all(), user, customer_path="customer")
-    rows = qs.select_related("customer", "namespace").order_by(
-        F("qsr_changed_at").asc(nulls_first=True), "pk"
-    )[:limit]
+    rows = list(
+        qs.select_related("customer", "namespace")
+        .annotate(total=Window(Count("pk")))
+        .order_by(F("qsr_changed_at").asc(nulls_first=True), "pk")[:limit]
+    )
     listed = [BugDisabled(sub, age_in_days(sub.qsr_changed_at)) for sub in rows]
-    total = len(listed) if len(listed) < limit else qs.count()
-    return total, listed
+    return (rows[0].total if rows else 0), listed
 
 
 # --- QSR revenue ----------------------------------------------------------------------------
