@@ -24,10 +24,10 @@ _STYLE = Style(
     plot_background="transparent",
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     colors=("#417690", "#e0a526", "#ba2121"),  # the admin's blue, amber, its error red
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=13,
-    title_font_size=15,
+    label_font_size=13,
+    major_label_font_size=13,
+    legend_font_size=14,
+    title_font_size=16,
 )
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 
@@ -49,8 +49,9 @@ def revenue_chart(currency: str, rows: Sequence[QuarterRow]) -> SafeString:
         js=[],
         disable_xml_declaration=True,
         style=_STYLE,
-        width=720,
-        height=300,
+        width=560,
+        height=320,
+        max_scale=6,  # a few round steps on the money axis
         title=f"{currency} per quarter",
         legend_at_bottom=True,
         legend_at_bottom_columns=len(SERIES),
