@@ -6,12 +6,16 @@ from __future__ import annotations
 from django.contrib import admin
 
 from portal.admin_base import LedgerAdmin
+from subscriptions.admin.account import RECONCILIATION_PANELS
 from subscriptions.admin.common import SubscriptionColumns, money
+from subscriptions.admin.panels import PanelsMixin
 from subscriptions.models import Reconciliation
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
+class ReconciliationAdmin(SubscriptionColumns, PanelsMixin, LedgerAdmin):
+    """A reconciliation's page shows its invoice (and, from approvals, its disputes)."""
+
     list_display = (
         "id",
         "customer",
@@ -35,6 +39,8 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
         "subscription__id__exact",
     )
     date_hierarchy = "reconciliation_date"
+    panels = RECONCILIATION_PANELS
+    change_form_template = "admin/subscriptions/panels_change_form.html"
     readonly_fields = ("unit_price_display", "amount_display")
     fields = (
         "subscription",

@@ -12,14 +12,24 @@ from django.utils.html import format_html
 from portal import policy
 from portal.admin_base import PortalAdmin, ViewOnly
 from portal.admin_safety import UrlGuardMixin
+from subscriptions.admin.account import (
+    SUBSCRIPTION_PANELS,
+    account_summary,
+    usage_chart,
+    usage_list_url,
+)
 from subscriptions.admin.common import money
+from subscriptions.admin.panels import PanelsMixin
 from subscriptions.admin_actions import SUBSCRIPTION_ACTIONS
 from subscriptions.models import QsrDisabledForBug, Subscription, qsr_ineligibility
 from subscriptions.services.lifecycle import qsr_label
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(PortalAdmin):
+class SubscriptionAdmin(PanelsMixin, PortalAdmin):
+    """The account page: a summary, the seat-usage chart of the term, and the related
+    records as panels (`subscriptions.admin.account`), above the record's own fields."""
+
     list_display = (
         "id",
         "customer",
@@ -55,6 +65,8 @@ class SubscriptionAdmin(PortalAdmin):
     date_hierarchy = "term_end"
     autocomplete_fields = ("customer", "namespace")
     object_actions = SUBSCRIPTION_ACTIONS
+    panels = SUBSCRIPTION_PANELS
+    change_form_template = "admin/subscriptions/subscription/change_form.html"
     # On the add form (superusers): QSR starts enabled; its changes go through guarded
     # services (a bug link, an approved pause).
     readonly_fields = (
@@ -98,6 +110,15 @@ class SubscriptionAdmin(PortalAdmin):
         if obj is not None:
             return False
         return super().has_change_permission(request)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["account"] = {
+                "summary": account_summary(obj),
+                "chart": usage_chart(obj),
+                "usage_url": usage_list_url(obj),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Price per seat a year", ordering="annual_unit_price")
     def unit_price(self, obj: Subscription) -> str:
