@@ -94,7 +94,8 @@ def test_support_disables_qsr_for_a_bug(page: Page, shot):
     expect(page).to_have_url(re.compile(rf"/admin/subscriptions/subscription/{sub.pk}/change/"))
     expect(success(page)).to_have_text(f"QSR disabled for the bug {BUG}.")
     expect(page.locator(".field-qsr_status a")).to_have_attribute("href", BUG)
-    expect(page.locator("#content-main")).not_to_contain_text("Disable QSR for a bug")
+    # Done: the button no longer leads anywhere.
+    expect(page.get_by_role("link", name="Disable QSR for a bug")).to_have_count(0)
     shot("disabled")
     page.get_by_role("link", name="Home").first.click()
     expect(queue_row(page, "qsr_bugs")).to_contain_text("1 oldest today")
@@ -166,7 +167,7 @@ def test_sales_ops_approves_and_lands_on_the_next_item_of_the_queue(page: Page, 
     page.get_by_role("button", name="Confirm: Approve").click()
 
     # The next item of the same queue, not the request just approved.
-    expect(success(page)).to_contain_text("Approved.")
+    expect(success(page)).to_contain_text(f"Next in “Waiting for my approval”: #{first.pk}.")
     expect(page).to_have_url(re.compile(rf"/approvalrequest/{first.pk}/change/"))
     expect(page.locator("#content")).to_contain_text("Hooli Inc")
     shot("next-item")
@@ -175,12 +176,15 @@ def test_sales_ops_approves_and_lands_on_the_next_item_of_the_queue(page: Page, 
     page.get_by_role("button", name="Confirm: Approve").click()
 
     # The queue is empty now: back on it.
-    expect(success(page)).to_contain_text("Approved.")
+    expect(success(page)).to_contain_text("Nothing else in “Waiting for my approval”.")
     expect(page).to_have_url(re.compile(r"/admin/approvals/approvalrequest/\?.*queue=awaiting_me"))
     expect(page.locator("#result_list tbody tr")).to_have_count(0)
     shot("queue-empty")
+    # A pause applies on its final approval.
     statuses = ApprovalRequest.objects.filter(pk__in=[first.pk, second.pk])
-    assert set(statuses.values_list("status", flat=True)) == {"approved"}
+    assert set(statuses.values_list("status", flat=True)) == {"executed"}
+    paused = Subscription.objects.filter(pk__in=[first.subscription_id, second.subscription_id])
+    assert set(paused.values_list("qsr_state", flat=True)) == {"paused"}
 
 
 def test_deal_desk_processes_an_approved_refund(page: Page, shot):
@@ -210,7 +214,7 @@ def test_deal_desk_processes_an_approved_refund(page: Page, shot):
     page.get_by_role("button", name="Confirm: Process refund").click()
 
     expect(success(page)).to_contain_text("Refund processed.")
-    expect(page.locator("#content-main")).not_to_contain_text("Process refund")
+    expect(page.get_by_role("link", name="Process refund")).to_have_count(0)
     shot("processed")
     page.get_by_role("link", name="Home").first.click()
     expect(queue_row(page, "to_execute")).to_contain_text("0 nothing waiting")
