@@ -8,6 +8,7 @@ are a record of who approved what, so they are view-only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -45,6 +46,9 @@ from subscriptions.admin.panels import (
     changelist_url,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 # Requests and disputes are filed from the subscriptions app's pages. On a subscription's,
 # the request buttons sit between the QSR buttons and "Amend subscription".
 add_object_actions(SubscriptionAdmin, SUBSCRIPTION_REQUESTS, after="enable-qsr")
@@ -71,8 +75,9 @@ class QueueFilter(admin.SimpleListFilter):
         return tuple((name, QUEUE_LABELS[name]) for name in QUEUES)
 
     def queryset(self, request, queryset):
-        if self.value() in QUEUES:
-            return approval_queue(self.value(), user=request.user, queryset=queryset)
+        queue = self.value()
+        if queue in QUEUES:
+            return approval_queue(queue, user=request.user, queryset=queryset)
         return queryset
 
 
@@ -175,7 +180,7 @@ class ApprovalRequestAdmin(SubscriptionColumns, PanelsMixin, PortalAdmin):
     )
     readonly_fields = (*service_fields, *request_fields, "created_at", "updated_at")
     # What each kind asks for; the fields of other kinds are left off its page.
-    ASKED_FOR = {
+    ASKED_FOR: dict[str, tuple] = {
         ApprovalRequest.Kind.QSR_PAUSE: ("pause_until",),
         ApprovalRequest.Kind.MAX_SEATS_RESET: ("reset_to_display",),
         ApprovalRequest.Kind.QSR_REFUND: ("reconciliation", "linked_reset"),
@@ -184,7 +189,7 @@ class ApprovalRequestAdmin(SubscriptionColumns, PanelsMixin, PortalAdmin):
     EXECUTED = (ApprovalRequest.Kind.MAX_SEATS_RESET, ApprovalRequest.Kind.QSR_REFUND)
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
-        kind = getattr(obj, "kind", None)
+        kind = getattr(obj, "kind", "")
         decision: tuple = (("status", "slots"), "decided_at")
         if kind in self.EXECUTED:
             decision = (*decision, ("executed_at", "executed_by"))
@@ -249,7 +254,8 @@ class ApprovalRequestAdmin(SubscriptionColumns, PanelsMixin, PortalAdmin):
             return super().action_done(request, obj, action, message)
         queue = queue_of(request) or "awaiting_me"
         what = f"{obj.get_kind_display()} #{obj.pk} for {obj.subscription.customer}"
-        waiting = approval_queue(queue, user=request.user, queryset=self.get_queryset(request))
+        user = cast("User", request.user)  # the admin's views need a login
+        waiting = approval_queue(queue, user=user, queryset=self.get_queryset(request))
         following = waiting.exclude(pk=obj.pk).order_by("-created_at", "-id").first()
         where = QUEUE_LABELS[queue]
         if following is None:

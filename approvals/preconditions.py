@@ -64,9 +64,11 @@ def open_request(subscription: Subscription, kind: ApprovalKind) -> str | None:
     )
     if pk is None:
         return None
+    label = Kind(kind).label
+    label = label if label.startswith("QSR") else label[0].lower() + label[1:]
     return (
-        f"A {Kind(kind).label.lower()} request is open for this subscription already "
-        f"(#{pk}); decide or cancel it first."
+        f"A {label} request is open for this subscription already (#{pk}); decide or "
+        "cancel it first."
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Field, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -159,7 +159,7 @@ def _prepare_changes(rows: list[Any]) -> None:
                 if change.field not in shown:
                     continue
                 field = model.get_field(change.field)
-                if field.is_relation:
+                if field.is_relation or not isinstance(field, Field):
                     continue
                 words.append(
                     f"{str(field.verbose_name).capitalize()}: {_value(field, change.old)} → "
