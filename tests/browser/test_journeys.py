@@ -107,7 +107,8 @@ def test_support_disables_qsr_for_a_bug(page: Page, shot):
 def test_sales_requests_a_qsr_pause_on_their_account(page: Page, shot):
     owner = person("sales", "olive.sales")
     other = person("sales", "oscar.sales")
-    account(owner, name="Initech Ltd")
+    # 8 seats over the 110 paid: USD 400.00 at the Q2 reconciliation (8 x 25.00 x 2).
+    account(owner, name="Initech Ltd", in_use=112, max_used=118)
     account(other, name="Umbrella plc")
 
     log_in(page, owner)
@@ -125,7 +126,9 @@ def test_sales_requests_a_qsr_pause_on_their_account(page: Page, shot):
     page.get_by_label("Ticket link").fill(TICKET)
     shot("form")
     review_and_confirm(page, "Request a QSR pause")
-    expect(page.locator(".portal-effect")).to_contain_text("Needs approval by: Sales ops")
+    expect(page.locator(".portal-effect")).to_contain_text(
+        "At stake: 8 seats, USD 400.00. Needs approval by: Sales ops."
+    )
     shot("confirmation")
     page.get_by_role("button", name="Confirm: Request a QSR pause").click()
 
