@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint stop status bench clean
+.PHONY: run serve test lint stop status bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## Run the portal with demo data: web on http://127.0.0.1:8000/, a Celery worker and beat.
 run: $(STAMP)
 	$(PY) -m portal.demo
+
+## Serve the portal on production settings: migrate, collect static files, run gunicorn.
+# Needs the production environment (README "Deploying"); worker and beat: see Procfile.
+PROD := DJANGO_SETTINGS_MODULE=portal.settings.production
+
+serve: $(STAMP)
+	$(PROD) $(PY) manage.py migrate --noinput
+	$(PROD) $(PY) manage.py collectstatic --noinput
+	$(PROD) $(VENV)/bin/gunicorn --config gunicorn.conf.py
 
 ## Install what the tests need, then lint, type-check, check migrations and run the suite.
 # Embedded servers this starts are stopped again at the end. mypy runs inside them too: the

@@ -23,3 +23,8 @@ class ApprovalsConfig(AppConfig):
             return site_index(request, {**index_context(request), **(extra_context or {})})
 
         admin.site.index = index  # type: ignore[method-assign]
+
+        from approvals.metrics import ApprovalQueueCollector
+        from portal.metrics import register_collector
+
+        register_collector("approvals", ApprovalQueueCollector())

@@ -10,3 +10,9 @@ class OutboxConfig(AppConfig):
         from outbox import services, tasks
 
         services.hand_over = tasks.outbox_send.delay
+
+        from outbox.metrics import OutboxCollector
+        from portal.metrics import register_collector
+
+        # /metrics reads it at every scrape.
+        register_collector("outbox", OutboxCollector())

@@ -63,6 +63,8 @@ def main() -> int:
     print(
         f"\nPortal running at http://{HOST}:{PORT}/  (web, Celery worker and beat)\n"
         f"Demo logins: {embedded.VAR_DIR / 'demo-logins.txt'} (printed above)\n"
+        "Two-factor login: sales_ops also asks for a code. Add its two-factor secret (printed\n"
+        "beside its password, third column of the file) to an authenticator app.\n"
         "Press Ctrl-C to stop everything.\n",
         flush=True,
     )

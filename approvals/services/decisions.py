@@ -8,6 +8,7 @@ applied with the final approval, in the same transaction, so it happens exactly 
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,9 +19,12 @@ from approvals.models import ApprovalDecision, ApprovalRequest
 from approvals.services.notifications import notify_on_commit
 from portal import policy
 from portal.errors import DomainError
+from portal.logs import money_moved
 from subscriptions.models import Suspension
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.subscriptions import subscription_qsr_pause, suspension_schedule
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -195,6 +199,15 @@ def _apply(req: ApprovalRequest, *, actor: policy.Actor) -> None:
             actor=actor,
             reason=f"free period approved in request #{req.pk}",
         )
+    money_moved(
+        logger,
+        f"{req.kind} applied on approval",
+        entity=f"approval_request:{req.pk}",
+        amount=req.amount_at_stake,
+        currency=sub.currency,
+        actor=actor,
+        subscription=sub.pk,
+    )
     move(
         req,
         Status.EXECUTED,

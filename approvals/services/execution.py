@@ -4,6 +4,7 @@ the same execution is a no-op, and whoever requested it cannot execute it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
@@ -17,11 +18,13 @@ from approvals.services.decisions import lock, move
 from approvals.services.notifications import notify_on_commit
 from portal import policy
 from portal.errors import DomainError
+from portal.logs import money_moved
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Namespace, Reconciliation, Subscription
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
 
+logger = logging.getLogger(__name__)
 Status = ApprovalRequest.Status
 Kind = ApprovalRequest.Kind
 
@@ -86,6 +89,16 @@ def approval_execute_reset(
             reset_to=new_max_seats,
             executed_at=timezone.now(),
             executed_by=actor,
+        )
+        money_moved(
+            logger,
+            "max seats reset executed",
+            entity=f"approval_request:{req.pk}",
+            amount=req.amount_at_stake,
+            currency=req.subscription.currency,
+            actor=actor,
+            subscription=req.subscription_id,
+            seats=was - new_max_seats,
         )
         notify_on_commit("executed", req.pk)
         return req
@@ -193,6 +206,17 @@ def approval_process_refund(*, request: ApprovalRequest, actor: policy.Actor) ->
             reason=f"refund processed: -{billing.format_money(effect.amount, recon.currency)}",
             executed_at=timezone.now(),
             executed_by=actor,
+        )
+        money_moved(
+            logger,
+            "refund processed",
+            entity=f"approval_request:{req.pk}",
+            amount=-effect.amount,
+            currency=recon.currency,
+            actor=actor,
+            subscription=sub.pk,
+            reconciliation=recon.pk,
+            seats=effect.seats,
         )
         notify_on_commit("executed", req.pk)
         return req

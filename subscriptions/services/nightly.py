@@ -35,6 +35,7 @@ does it again.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -379,8 +380,10 @@ def _run(
                 errors=errors,
             )
     status = JobRun.Status.SUCCEEDED
+    seconds: dict[str, float] = {}
     for step in STEPS:
         JobRun.objects.filter(pk=job.pk).update(step=step, progress_done=0, heartbeat_at=Now())
+        started, errors_before = time.monotonic(), len(errors)
         try:
             counts[step] = dict(steps[step]())
         except Exception as exc:
@@ -389,12 +392,50 @@ def _run(
             logger.exception("nightly step %s failed for %s", step, run_date)
             errors.append({"step": step, "subscription": None, "error": str(exc)})
             status = JobRun.Status.FAILED
-        JobRun.objects.filter(pk=job.pk).update(counts=counts, errors=errors)
+        seconds[step] = round(time.monotonic() - started, 3)
+        new_errors = errors[errors_before:]
+        _log_step(job.pk, run_date, step, counts.get(step, {}), seconds[step], new_errors)
+        JobRun.objects.filter(pk=job.pk).update(counts=counts, errors=errors, step_seconds=seconds)
     if errors and status == JobRun.Status.SUCCEEDED:
         status = JobRun.Status.FAILED
     JobRun.objects.filter(pk=job.pk).update(
         status=status, step="", finished_at=timezone.now(), counts=counts, errors=errors
     )
+    logger.info(
+        "nightly run %s for %s %s in %.1f s",
+        job.pk,
+        run_date,
+        status,
+        sum(seconds.values()),
+        extra={"job_run": job.pk, "run_date": str(run_date), "status": str(status),
+               "seconds": round(sum(seconds.values()), 3), "errors": len(errors)},
+    )  # fmt: skip
     return NightlyResult(
         run_date=run_date, dry_run=False, counts=counts, errors=errors, job_run_id=job.pk
+    )
+
+
+def _log_step(
+    job_id: int,
+    run_date: date,
+    step: str,
+    counts: Mapping[str, int],
+    seconds: float,
+    new_errors: list[dict],
+) -> None:
+    """One line a step: what it did, by outcome, how long it took, the errors it added."""
+    logger.info(
+        "nightly step %s for %s: %s in %.3f s",
+        step,
+        run_date,
+        ", ".join(f"{n} {what}" for what, n in counts.items()) or "nothing",
+        seconds,
+        extra={
+            "job_run": job_id,
+            "run_date": str(run_date),
+            "step": step,
+            "counts": dict(counts),
+            "seconds": seconds,
+            "errors": len(new_errors),
+        },
     )

@@ -3,13 +3,16 @@ statistics reset, and the end of temporary QSR pauses."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from portal.logs import money_moved
 from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, qsr_ineligibility
@@ -22,6 +25,8 @@ from subscriptions.services.ledger import (
     recurring_invoice_spec,
 )
 from subscriptions.services.reconciliations import LIVE
+
+logger = logging.getLogger(__name__)
 
 
 def _renew_due_ids(run_date: date, only: Only) -> list[int]:
@@ -104,6 +109,17 @@ def _renew(sub: Subscription, *, actor: Actor) -> Counter[str]:
         recurring_invoice_spec(sub, description=f"{sub.get_plan_display()} subscription, renewed")
     )
     invoices_write(specs=specs, actor=actor, reason=reason)
+    for spec in specs:  # the true-up, if any, and the new term's charge
+        amount = sum((line.amount for line in spec.lines), Decimal(0))
+        money_moved(
+            logger,
+            "renewal invoiced",
+            entity=f"invoice:{spec.key}",
+            amount=amount,
+            currency=sub.currency,
+            actor=actor,
+            subscription=sub.pk,
+        )
     fields = ["seats", "term_start", "term_end"]
     if sub.qsr_state == Subscription.QsrState.PAUSED:
         sub.qsr_state, sub.qsr_paused_until = Subscription.QsrState.ENABLED, None

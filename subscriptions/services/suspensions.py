@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -9,6 +10,7 @@ from datetime import date
 from django.db import transaction
 from django.db.models import QuerySet
 
+from portal.logs import money_moved
 from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Subscription, Suspension
@@ -16,6 +18,8 @@ from subscriptions.services.batches import BatchedStep, Errors, OnBatch, Only, o
 from subscriptions.services.history import save_with_reason
 from subscriptions.services.ledger import InvoiceSpec, LineSpec, invoices_write
 from subscriptions.services.reconciliations import LIVE
+
+logger = logging.getLogger(__name__)
 
 
 def _proration(suspension: Suspension) -> billing.ProrationResult:
@@ -32,8 +36,17 @@ def _proration(suspension: Suspension) -> billing.ProrationResult:
     )
 
 
-def _line_spec(suspension: Suspension, line: billing.ProrationLine) -> InvoiceSpec:
+def _line_spec(suspension: Suspension, line: billing.ProrationLine, actor: Actor) -> InvoiceSpec:
     sub = suspension.subscription
+    money_moved(
+        logger,
+        f"suspension {line.kind}",
+        entity=f"suspension:{suspension.pk}",
+        amount=line.amount,
+        currency=sub.currency,
+        actor=actor,
+        subscription=sub.pk,
+    )
     return InvoiceSpec.for_subscription(
         sub,
         key=f"suspension:{suspension.pk}:{line.kind}",
@@ -59,7 +72,7 @@ def _start(suspension: Suspension, *, run_date: date, actor: Actor) -> str:
     result = _proration(suspension)
     credits = [line for line in result.lines if line.kind == InvoiceLine.Kind.PRORATION_CREDIT]
     invoices_write(
-        specs=[_line_spec(suspension, line) for line in credits], actor=actor, reason=reason
+        specs=[_line_spec(suspension, line, actor) for line in credits], actor=actor, reason=reason
     )
     if suspension.mode == Suspension.Mode.FREE_PERIOD:
         sub.term_end = result.new_term_end
@@ -80,7 +93,9 @@ def _resume(suspension: Suspension, *, run_date: date, actor: Actor) -> str:
         result = _proration(suspension)
         charges = [x for x in result.lines if x.kind == InvoiceLine.Kind.PRORATION_CHARGE]
         invoices_write(
-            specs=[_line_spec(suspension, line) for line in charges], actor=actor, reason=reason
+            specs=[_line_spec(suspension, line, actor) for line in charges],
+            actor=actor,
+            reason=reason,
         )
         sub.term_end = result.new_term_end
         sub.status = Subscription.Status.ACTIVE

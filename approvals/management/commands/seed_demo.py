@@ -11,6 +11,7 @@ with a freshly generated one (the same data again for the same date).
 from __future__ import annotations
 
 import secrets
+from base64 import b32encode
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from guardian.models import UserObjectPermission
 from tqdm import tqdm
 
@@ -52,6 +54,9 @@ DEMO_USERS: dict[str, str | None] = {
     "executive": roles.EXECUTIVE,
     "finance": roles.FINANCE,
 }
+# The login that shows two-factor login in the demo: it has an authenticator app, and
+# the demo asks it for a code (dev settings: PORTAL_OTP_ENROLLED_MUST_VERIFY).
+DEMO_TWO_FACTOR_USER = "sales_ops"
 # Serialises concurrent seed_demo runs (e.g. two `make run`s racing on a fresh database).
 _ADVISORY_LOCK_KEY = 0x5EED_DE30
 
@@ -95,6 +100,7 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
             users = self._users(passwords)
+            secrets_by_user = {DEMO_TWO_FACTOR_USER: self._totp_secret(users[DEMO_TWO_FACTOR_USER])}
             if opts["reset"]:
                 self._delete_book()
             names = demo_data.customer_names(opts["customers"])
@@ -112,9 +118,17 @@ class Command(BaseCommand):
                 summary = ", ".join(f"{n} {what}" for what, n in result.counts.items())
                 self.stdout.write(self.style.SUCCESS(f"Demo data loaded: {summary}."))
 
+        self._write_logins(opts["logins_file"], passwords, secrets_by_user)
         self.stdout.write("\nDemo logins (username / password, role):")
         for username, role in DEMO_USERS.items():
-            self.stdout.write(f"  {username:<16} {passwords[username]:<16} {role or 'superuser'}")
+            line = f"  {username:<16} {passwords[username]:<16} {role or 'superuser'}"
+            if username in secrets_by_user:
+                line += f"  two-factor secret: {secrets_by_user[username]}"
+            self.stdout.write(line)
+        self.stdout.write(
+            f"{DEMO_TWO_FACTOR_USER} logs in with a code too: add its two-factor secret to an "
+            "authenticator app (time-based, 6 digits, 30 s)."
+        )
         self.stdout.write(f"(kept in {opts['logins_file']})")
 
     def _passwords(self, path: Path) -> dict[str, str]:
@@ -122,9 +136,9 @@ class Command(BaseCommand):
         known: dict[str, str] = {}
         if path.exists():
             for line in path.read_text().splitlines():
-                username, _, password = line.partition(" ")
+                username, password, *_ = [*line.split(), "", ""]
                 if username and password:
-                    known[username] = password.strip()
+                    known[username] = password
         missing = [u for u in DEMO_USERS if u not in known]
         if missing:
             known.update({u: secrets.token_urlsafe(9) for u in missing})
@@ -132,6 +146,21 @@ class Command(BaseCommand):
             path.write_text("".join(f"{u} {known[u]}\n" for u in DEMO_USERS))
             path.chmod(0o600)
         return known
+
+    def _write_logins(self, path: Path, passwords: dict[str, str], totp: dict[str, str]) -> None:
+        """username password [two-factor secret], one login a line."""
+        lines = [" ".join([u, passwords[u], *totp.get(u, "").split()]) + "\n" for u in DEMO_USERS]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines))
+        path.chmod(0o600)
+
+    def _totp_secret(self, user) -> str:
+        """The demo's authenticator app for `user`, made once and kept: its secret in
+        base32, as authenticator apps take it."""
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        return b32encode(device.bin_key).decode()
 
     def _users(self, passwords: dict[str, str]) -> dict:
         User = get_user_model()

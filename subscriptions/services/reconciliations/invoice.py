@@ -5,6 +5,7 @@ by the overage; one of a suspended subscription waits for the day service resume
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
@@ -14,6 +15,7 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.db.models import Q
 
+from portal.logs import money_moved
 from portal.policy import Actor
 from subscriptions import billing
 from subscriptions.models import InvoiceLine, Reconciliation, Subscription
@@ -31,6 +33,8 @@ from subscriptions.services.reconciliations.common import (
     suspensions,
 )
 from subscriptions.services.sql import pg_array
+
+logger = logging.getLogger(__name__)
 
 
 def _invoice_due_ids(run_date: date, only: Only) -> list[int]:
@@ -184,6 +188,16 @@ def _invoice_batch(ids: Sequence[int], *, run_date: date, actor: Actor) -> Count
             failures.append("")
             invoiced.append(True)
             counts["invoiced"] += 1
+            money_moved(
+                logger,
+                "qsr overage invoiced",
+                entity=f"reconciliation:{recon.pk}",
+                amount=recon.amount,
+                currency=recon.currency,
+                actor=actor,
+                subscription=sub_id,
+                seats=recon.overage_seats,
+            )
         invoices_write(specs=specs, actor=actor, reason=reason_text)
         update_with_history(
             Reconciliation,
