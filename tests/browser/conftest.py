@@ -8,6 +8,7 @@ to `var/screenshots/<test name>/NN-step.png`; the folder is printed in its outpu
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -46,8 +47,32 @@ def chromium() -> str:
     return require_chromium()
 
 
+# The data migrations that give the roles their groups and what each may view. A
+# transactional test starts from an emptied database: they run again, as they ran.
+ROLE_MIGRATIONS = (
+    ("approvals.migrations.0002_roles", "create_roles"),
+    ("approvals.migrations.0004_approval_workflows", "roles_view_disputes"),
+    ("subscriptions.migrations.0004_roles_view_job_runs", "grant"),
+    ("subscriptions.migrations.0006_qsr_disabled_for_bugs_list", "roles_view_the_list"),
+)
+
+
+@pytest.fixture(scope="session")
+def migrated_apps():
+    from django.db.migrations.loader import MigrationLoader
+
+    # From the migration files alone (no connection): the models as the last migration has them.
+    return MigrationLoader(None, ignore_no_migrations=True).project_state().apps
+
+
 @pytest.fixture
-def page(chromium, live_server, monkeypatch) -> Iterator:
+def roles(transactional_db, migrated_apps) -> None:
+    for module, function in ROLE_MIGRATIONS:
+        getattr(importlib.import_module(module), function)(migrated_apps, None)
+
+
+@pytest.fixture
+def page(chromium, roles, live_server, monkeypatch) -> Iterator:
     """A fresh browser page against the live server. Playwright's sync API runs an event
     loop in this thread, so Django's guard against ORM calls from async code is lifted
     for the test (the test's own set-up calls the ORM between browser steps)."""

@@ -18,8 +18,8 @@ from tests.factories import ReconciliationFactory, UserFactory
 
 pytestmark = [
     pytest.mark.browser,
-    # The live server reads what the test wrote: committed data, the roles' groups kept.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # The live server reads what the test wrote: committed data.
+    pytest.mark.django_db(transaction=True),
 ]
 
 BUG = "https://bugs.example.com/issues/4242"
