@@ -25,6 +25,7 @@ from approvals.admin_panels import (
     RECONCILIATION_DISPUTES,
     request_columns,
 )
+from approvals.exports import APPROVAL_REQUEST_COLUMNS
 from approvals.models import ApprovalDecision, ApprovalRequest, Dispute
 from approvals.selectors import (
     QUEUES,
@@ -152,6 +153,8 @@ class ApprovalRequestAdmin(SubscriptionColumns, PanelsMixin, PortalAdmin):
         "id__exact",
     )
     date_hierarchy = "created_at"
+    # Refunds are the requests of the kind "QSR refund" (approvals/exports.py).
+    export_columns = APPROVAL_REQUEST_COLUMNS
     inlines = (ApprovalDecisionInline,)
     # Computed or moved by the approvals services only.
     service_fields = (

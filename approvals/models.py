@@ -95,6 +95,7 @@ class ApprovalRequest(TimeStamped):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="approval_list_order")]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=ApprovalKind.values), name="approval_kind"),
             models.CheckConstraint(

@@ -58,8 +58,8 @@ def reset_two_factor(modeladmin, request: HttpRequest, queryset):
 
 
 def install(site: admin.AdminSite) -> None:
-    """Add the reset to the users' admin; keep the device admins (which would show
-    other people's secrets) out of the site."""
+    """Add the reset to the users' admin. (django-otp's own device admins stay, for
+    superusers, without the secrets: OTP_ADMIN_HIDE_SENSITIVE_DATA.)"""
     User = get_user_model()
     user_admin = site._registry.get(User)
     if user_admin is not None:
@@ -67,6 +67,3 @@ def install(site: admin.AdminSite) -> None:
         user_admin.has_two_factor_reset_permission = (  # type: ignore[attr-defined]
             lambda request: request.user.is_superuser
         )
-    for model in (TOTPDevice, StaticDevice):
-        if site.is_registered(model):
-            site.unregister(model)

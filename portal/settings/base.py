@@ -137,6 +137,8 @@ PORTAL_OTP_RECOVERY_CODES = 10
 # Wrong codes are counted by the portal (above), not by django-otp's own back-off.
 OTP_TOTP_THROTTLE_FACTOR = 0
 OTP_STATIC_THROTTLE_FACTOR = 0
+# The device admins (superusers only) never show a secret or a recovery code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Billing operations portal")
 
 # Failed logins (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username

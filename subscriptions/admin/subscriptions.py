@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from portal import policy
 from portal.admin_base import PortalAdmin, ViewOnly
+from portal.admin_lists import ListsAtScale, known_values
 from portal.admin_safety import UrlGuardMixin
 from subscriptions.admin.account import (
     SUBSCRIPTION_PANELS,
@@ -23,6 +24,9 @@ from subscriptions.admin.panels import PanelsMixin
 from subscriptions.admin_actions import SUBSCRIPTION_ACTIONS
 from subscriptions.models import QsrDisabledForBug, Subscription, qsr_ineligibility
 from subscriptions.services.lifecycle import qsr_label
+
+# The term lengths sold; 12 months is the one QSR applies to.
+TERM_LENGTHS = [(months, f"{months} months") for months in (1, 3, 6, 12, 24, 36)]
 
 
 @admin.register(Subscription)
@@ -53,7 +57,7 @@ class SubscriptionAdmin(PanelsMixin, PortalAdmin):
         "payment_method",
         "program",
         "offline_license",
-        "term_months",
+        ("term_months", known_values(*TERM_LENGTHS)),
     )
     search_fields = (
         "customer__name",
@@ -135,7 +139,7 @@ class SubscriptionAdmin(PanelsMixin, PortalAdmin):
 
 
 @admin.register(QsrDisabledForBug)
-class QsrDisabledForBugAdmin(UrlGuardMixin, ViewOnly, admin.ModelAdmin):
+class QsrDisabledForBugAdmin(ListsAtScale, UrlGuardMixin, ViewOnly, admin.ModelAdmin):
     """Every subscription whose QSR support disabled for a bug, with the links, who and
     when; it leaves the list when someone re-enables QSR on the subscription's page."""
 
