@@ -32,6 +32,7 @@ serve: $(STAMP)
 MYPY_PATHS := portal subscriptions approvals outbox manage.py
 
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || echo "chromium not found: browser journeys skipped; install Debian's chromium"
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m portal.embedded run -- sh -c '\

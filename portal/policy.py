@@ -198,6 +198,15 @@ def sees_every_account(user) -> bool:
     return _is_superuser(user) or any(r not in OWNER_SCOPED_ROLES for r in roles_of(user))
 
 
+# Who reads the portal's revenue, waivers and refunds across the book (the home page's
+# figures per quarter): the approvers of the largest sums.
+REVENUE_READERS = frozenset({EXECUTIVE, FINANCE})
+
+
+def sees_revenue(user) -> bool:
+    return _is_superuser(user) or bool(roles_of(user) & REVENUE_READERS)
+
+
 # --- What the user may see ------------------------------------------------------------
 
 
