@@ -75,7 +75,9 @@ class ApprovalRequest(TimeStamped):
     free_from = models.DateField(null=True, blank=True, help_text="Free periods: the first day.")
     free_days = models.PositiveIntegerField(null=True, blank=True)
     reset_to = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Max seats resets: the value support set on execution."
+        null=True,
+        blank=True,
+        help_text="Max seats resets: the value asked for, then the one support set on execution.",
     )
     required_slots = ArrayField(
         models.CharField(max_length=32), default=list, help_text="Roles that must each approve."
@@ -93,6 +95,7 @@ class ApprovalRequest(TimeStamped):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="approval_list_order")]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=ApprovalKind.values), name="approval_kind"),
             models.CheckConstraint(

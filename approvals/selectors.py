@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from approvals.models import ApprovalDecision, ApprovalRequest
+from approvals.preconditions import not_live, not_on_qsr
 from portal import policy
 from portal.errors import DomainError
 from subscriptions import billing
@@ -97,11 +98,9 @@ class Stake:
 
 
 def _live(subscription: Subscription) -> Subscription:
-    if subscription.status not in LIVE:
-        raise DomainError(
-            f"The subscription is {subscription.get_status_display().lower()}; "
-            "requests are for live subscriptions only."
-        )
+    refusal = not_live(subscription)
+    if refusal is not None:
+        raise DomainError(refusal)
     return subscription
 
 
@@ -138,12 +137,9 @@ def _charge_of_waiver(sub: Subscription, *, seats: int, today: date) -> tuple[De
 
 def pause_stake(*, subscription: Subscription, until: date | None, today: date) -> Stake:
     sub = _live(subscription)
-    reasons = qsr_ineligibility(sub)
-    if reasons:
-        raise DomainError(
-            "This subscription is not on QSR (" + ", ".join(reasons) + "); there is no "
-            "reconciliation to pause."
-        )
+    refusal = not_on_qsr(sub)
+    if refusal is not None:
+        raise DomainError(refusal)
     last_day = sub.term_end - timedelta(days=1)
     end = until or last_day
     if not today <= end <= last_day:
@@ -230,6 +226,8 @@ def reset_stake(
             f"{chargeable} of them are above the {paid} paid seats: "
             f"{billing.format_money(amount, sub.currency)} not charged at {when}.",
         ],
+        # The value asked for; support sets the one it executes (within the waiver).
+        values={"reset_to": new},
     )
 
 
@@ -305,4 +303,94 @@ def free_period_stake(*, subscription: Subscription, start: date, days: int, tod
             f"{sub.term_end} to {sub.term_end + timedelta(days=days)} once approved.",
         ],
         values={"free_from": start, "free_days": days},
+    )
+
+
+# --- What an approver reads before deciding ---------------------------------------------
+
+QUEUES = ("awaiting_me", "to_execute", "mine")
+
+
+def approval_queue(
+    name: str, *, user: User, queryset: QuerySet[ApprovalRequest]
+) -> QuerySet[ApprovalRequest]:
+    """The work queue `name` (one of QUEUES) of `user`, from what they may see."""
+    if name == "to_execute":
+        return approval_requests_to_execute(user=user, queryset=queryset)
+    if name == "mine":
+        return queryset.filter(requester=user)
+    return approval_requests_awaiting(user=user, queryset=queryset)
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What a request changes, as the approver weighs it: the seats now, the value asked
+    for and the money at stake."""
+
+    rows: list[tuple[str, str]]
+
+
+def requested_reset_to(req: ApprovalRequest) -> int | None:
+    """The max seats used a reset asks for: the value recorded when it was filed, or for
+    a request filed before that was kept, today's max seats used less the waived seats
+    (never below the seats in use)."""
+    if req.kind != Kind.MAX_SEATS_RESET:
+        return None
+    if req.reset_to is not None:
+        return req.reset_to
+    ns = req.subscription.namespace
+    return max(ns.seats_in_use, ns.max_seats_used - req.seats_at_stake)
+
+
+def decision_context(req: ApprovalRequest) -> DecisionContext:
+    sub = req.subscription
+    ns = sub.namespace
+    stake = billing.format_money(req.amount_at_stake, req.currency)
+    rows = [
+        ("Seats in use today", f"{ns.seats_in_use:,}"),
+        ("Max seats used this term", f"{ns.max_seats_used:,}"),
+        ("Paid seats", f"{sub.seats:,}"),
+        ("Over the paid seats", f"{max(0, ns.max_seats_used - sub.seats):,}"),
+    ]
+    if req.kind == Kind.MAX_SEATS_RESET:
+        new = requested_reset_to(req)
+        done = req.status == Status.EXECUTED
+        rows += [
+            ("Max seats used set to" if done else "Asks to lower max seats used to", f"{new:,}"),
+            ("Seats waived", f"{req.seats_at_stake:,}"),
+        ]
+    elif req.kind == Kind.QSR_PAUSE:
+        rows += [("QSR paused until", str(req.pause_until or sub.term_end))]
+        rows += [("Overage deferred", f"{req.seats_at_stake:,} seats")]
+    elif req.kind == Kind.FREE_PERIOD:
+        rows += [
+            ("Free days", f"{req.free_days} from {req.free_from}"),
+            ("Term end", f"{sub.term_end}, {req.free_days} days later once applied"),
+        ]
+    elif req.kind == Kind.QSR_REFUND:
+        recon = req.reconciliation
+        if recon is not None:
+            charged = billing.format_money(recon.amount or 0, recon.currency)
+            rows += [
+                ("Reconciliation", f"Q{recon.quarter} {recon.reconciliation_date}: {charged}"),
+                (
+                    "Its overage seats",
+                    f"{recon.overage_seats or 0} ({recon.refunded_seats} refunded)",
+                ),
+            ]
+        rows += [
+            ("Seats refunded", f"{req.seats_at_stake:,}"),
+            ("Paid seats after", f"{sub.seats - req.seats_at_stake:,}"),
+        ]
+    rows.append(("Money at stake", stake))
+    return DecisionContext(rows=rows)
+
+
+def earlier_requests(req: ApprovalRequest, *, queryset: QuerySet[ApprovalRequest]):
+    """The account's other requests, newest first, from what the user may see."""
+    return (
+        queryset.filter(subscription__customer_id=req.subscription.customer_id)
+        .exclude(pk=req.pk)
+        .select_related("requester", "subscription__namespace")
+        .order_by("-created_at", "-id")
     )

@@ -64,6 +64,11 @@ def always(obj: Any) -> bool:
     return True
 
 
+def no_refusal(obj: Any) -> str | None:
+    """The default `refusal`: nothing in the record's state stands in the way."""
+    return None
+
+
 @dataclass(frozen=True)
 class ObjectAction:
     name: str  # the URL segment
@@ -74,7 +79,11 @@ class ObjectAction:
     preview: Callable[[Any, dict[str, Any], Any], list[str]] | None = None  # -> sentences
     form: type[forms.Form] = NoInput
     initial: Callable[[Any], dict[str, Any]] | None = None  # (obj) -> initial form data
-    available: Callable[[Any], bool] = always  # the state allows it
+    available: Callable[[Any], bool] = always  # the state allows it; else no button
+    # Why the record's state refuses the action now, in words (None: it applies): the
+    # precondition the service checks on POST, asked the same way. The button is shown
+    # disabled with this reason, and the action's view refuses with it.
+    refusal: Callable[[Any], str | None] = no_refusal
     danger: bool = False
     intro: str = ""
 
@@ -83,6 +92,12 @@ class ObjectAction:
 
     def allowed(self, user, obj) -> bool:
         return self.available(obj) and policy.may(user, self.action_for(obj), obj)
+
+    def why_not(self, obj) -> str | None:
+        """None when the action applies to `obj` as it stands; otherwise why not."""
+        if not self.available(obj):
+            return f"“{self.label}” does not apply to {obj} as it stands."
+        return self.refusal(obj)
 
 
 class ObjectActionsMixin(_AdminBase):
@@ -108,12 +123,23 @@ class ObjectActionsMixin(_AdminBase):
             f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_do", args=[obj.pk, name]
         )
 
+    def action_query(self, request: HttpRequest) -> str:
+        """A query string the buttons carry to the action and back (e.g. the queue the
+        user came from); none by default."""
+        return ""
+
     def buttons(self, request: HttpRequest, obj) -> list[dict]:
-        return [
-            {"label": a.label, "url": self._action_url(obj, a.name), "danger": a.danger}
-            for a in self.object_actions
-            if a.allowed(request.user, obj)
-        ]
+        """The buttons the user's role may press: enabled, or disabled with the reason the
+        record's state refuses the action (`ObjectAction.refusal`)."""
+        query = self.action_query(request)
+        buttons = []
+        for a in self.object_actions:
+            if not a.allowed(request.user, obj):
+                continue
+            reason = a.refusal(obj)
+            url = self._action_url(obj, a.name) + (f"?{query}" if query else "")
+            buttons.append({"label": a.label, "url": url, "danger": a.danger, "reason": reason})
+        return buttons
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
@@ -128,8 +154,9 @@ class ObjectActionsMixin(_AdminBase):
         if action is None or obj is None:
             raise Http404
         policy.check(request.user, action.action_for(obj), obj)
-        if not action.available(obj):
-            messages.error(request, f"“{action.label}” does not apply to {obj} as it stands.")
+        refused = action.why_not(obj)
+        if refused is not None:
+            messages.error(request, refused)
             return HttpResponseRedirect(self._change_url(obj))
         if request.method == "POST":
             form = action.form(request.POST)
@@ -140,8 +167,7 @@ class ObjectActionsMixin(_AdminBase):
             try:
                 if request.POST.get("confirmed") == "yes":
                     message = action.perform(obj, form.cleaned_data, request.user)
-                    messages.success(request, message)
-                    return HttpResponseRedirect(self._change_url(obj))
+                    return self.action_done(request, obj, action, message)
                 effect = (
                     action.preview(obj, form.cleaned_data, request.user) if action.preview else []
                 )
@@ -165,6 +191,13 @@ class ObjectActionsMixin(_AdminBase):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/portal/object_action.html", context)
+
+    def action_done(
+        self, request: HttpRequest, obj, action: ObjectAction, message: str
+    ) -> HttpResponse:
+        """Where the user lands once `action` is done: the record's page, by default."""
+        messages.success(request, message)
+        return HttpResponseRedirect(self._change_url(obj))
 
     def _change_url(self, obj) -> str:
         opts = self.model._meta

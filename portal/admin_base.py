@@ -16,13 +16,19 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from portal import policy
 from portal.admin_actions import ObjectActionsMixin
+from portal.admin_lists import ListsAtScale
 from portal.admin_safety import UrlGuardMixin
+from portal.export import CsvExportMixin
 
 
-class PortalAdmin(UrlGuardMixin, ObjectActionsMixin, SimpleHistoryAdmin):
+class PortalAdmin(
+    CsvExportMixin, ListsAtScale, UrlGuardMixin, ObjectActionsMixin, SimpleHistoryAdmin
+):
     """Base of every portal admin: lists narrowed to the accounts the user may see,
-    history view, service-backed action buttons, no bulk delete, no revert, and hostile
-    URL values answered as the admin answers bad input (`portal.admin_safety`)."""
+    history view, service-backed action buttons, no bulk delete, no revert, hostile
+    URL values answered as the admin answers bad input (`portal.admin_safety`), and
+    lists that stay fast at a million rows (`portal.admin_lists`), exported as CSV
+    where an admin names its columns (`portal.export`)."""
 
     list_per_page = 50
     # The path from the model to its customer, for the policy's account filter.

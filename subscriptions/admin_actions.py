@@ -23,12 +23,14 @@ from subscriptions.services.customers import customer_assign_owner
 from subscriptions.services.lifecycle import (
     AMENDABLE,
     AmendEffect,
+    amend_refusal,
     subscription_amend,
     subscription_amend_effect,
     subscription_cancel,
     subscription_cancel_effect,
 )
 from subscriptions.services.subscriptions import (
+    qsr_refusal,
     subscription_qsr_disable_for_bug,
     subscription_qsr_enable,
 )
@@ -89,8 +91,10 @@ def _today() -> date:
 # --- Subscription ------------------------------------------------------------------------
 
 
-def _qsr_may_be_disabled(sub: Subscription) -> bool:
-    return is_live(sub) and sub.qsr_state == QsrState.ENABLED
+def _bug_disable_refusal(sub: Subscription) -> str | None:
+    if sub.qsr_state == QsrState.DISABLED_FOR_BUG:
+        return f"QSR is disabled for the bug {sub.qsr_bug_url} already."
+    return qsr_refusal(sub, QsrState.DISABLED_FOR_BUG)
 
 
 def _bug_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[str]:
@@ -128,10 +132,6 @@ def _enable_preview(sub: Subscription, data: Data, user: policy.Actor) -> list[s
 def _enable_perform(sub: Subscription, data: Data, user: policy.Actor) -> str:
     subscription_qsr_enable(subscription=sub, actor=user)
     return "QSR re-enabled."
-
-
-def _is_active(sub: Subscription) -> bool:
-    return sub.status == Subscription.Status.ACTIVE
 
 
 def _amend_initial(sub: Subscription) -> Data:
@@ -193,7 +193,8 @@ SUBSCRIPTION_ACTIONS = (
         form=BugDisableForm,
         preview=_bug_preview,
         perform=_bug_perform,
-        available=_qsr_may_be_disabled,
+        available=is_live,
+        refusal=_bug_disable_refusal,
         intro="Only for a confirmed bug: link the bug report and the ticket.",
     ),
     ObjectAction(
@@ -212,7 +213,8 @@ SUBSCRIPTION_ACTIONS = (
         initial=_amend_initial,
         preview=_amend_preview,
         perform=_amend_perform,
-        available=_is_active,
+        available=is_live,
+        refusal=amend_refusal,
         intro="Change the values that are wrong. The next page shows what the change does "
         "to QSR and money before anything is saved. A suspended subscription is amended "
         "after it resumes.",

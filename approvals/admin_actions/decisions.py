@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from django import forms
 
-from approvals import services
+from approvals import preconditions, services
 from approvals.models import ApprovalRequest, Dispute
 from portal import policy
 from portal.admin_actions import ObjectAction
@@ -126,11 +126,7 @@ def _execute_reset_perform(req: ApprovalRequest, data: Data, user: policy.Actor)
 
 
 def _refund_processable(req: ApprovalRequest) -> bool:
-    return (
-        req.kind == req.Kind.QSR_REFUND
-        and req.status == Status.APPROVED
-        and cast(ApprovalRequest, req.linked_reset).status in services.REFUND_RESET_READY
-    )
+    return req.kind == req.Kind.QSR_REFUND and req.status == Status.APPROVED
 
 
 def _refund_preview(req: ApprovalRequest, data: Data, user: policy.Actor) -> list[str]:
@@ -191,6 +187,7 @@ REQUEST_ACTIONS = (
         preview=_execute_reset_preview,
         perform=_execute_reset_perform,
         available=_reset_executable,
+        refusal=preconditions.execution_refusal,
     ),
     ObjectAction(
         name="process-refund",
@@ -199,6 +196,7 @@ REQUEST_ACTIONS = (
         preview=_refund_preview,
         perform=_refund_perform,
         available=_refund_processable,
+        refusal=preconditions.execution_refusal,
     ),
 )
 

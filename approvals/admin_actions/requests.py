@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from approvals import services
+from approvals import preconditions, services
 from approvals.models import ApprovalRequest
 from portal import policy
 from portal.admin_actions import LINK, LinkField, ObjectAction
@@ -152,6 +152,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_pause_preview,
         perform=_pause_perform,
         available=is_live,
+        refusal=preconditions.pause_refusal,
     ),
     ObjectAction(
         name="request-reset",
@@ -161,6 +162,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_reset_preview,
         perform=_reset_perform,
         available=is_live,
+        refusal=preconditions.reset_refusal,
     ),
     ObjectAction(
         name="request-free-period",
@@ -171,6 +173,7 @@ SUBSCRIPTION_REQUESTS = (
         preview=_free_period_preview,
         perform=_free_period_perform,
         available=is_live,
+        refusal=preconditions.free_period_refusal,
     ),
 )
 
@@ -204,10 +207,7 @@ def _dispute_perform(recon: Reconciliation, data: Data, user: policy.Actor) -> s
 
 def _refundable(recon: Reconciliation) -> bool:
     """Processed, with overage seats not refunded yet."""
-    return (
-        recon.status == Reconciliation.Status.PROCESSED
-        and (recon.overage_seats or 0) > recon.refunded_seats
-    )
+    return preconditions.refundable_refusal(recon) is None
 
 
 def _refund_initial(recon: Reconciliation) -> Data:
@@ -239,6 +239,7 @@ RECONCILIATION_ACTIONS = (
         preview=_dispute_preview,
         perform=_dispute_perform,
         available=_disputable,
+        refusal=services.dispute_refusal,
     ),
     ObjectAction(
         name="request-refund",
@@ -249,5 +250,6 @@ RECONCILIATION_ACTIONS = (
         preview=_refund_preview,
         perform=_refund_perform,
         available=_refundable,
+        refusal=preconditions.refund_refusal,
     ),
 )

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from approvals.preconditions import REFUND_RESET_READY, execution_refusal
 from approvals.services.decisions import lock, move
 from approvals.services.notifications import notify_on_commit
 from portal import policy
@@ -34,13 +35,9 @@ def _executable(
     if req.kind != kind:
         raise DomainError(f"This is a {req.get_kind_display().lower()} request.")
     policy.check(actor, action, req)
-    if req.status != Status.APPROVED:
-        raise DomainError(
-            f"Only an approved request can be executed; this one is "
-            f"{req.get_status_display().lower()}."
-        )
-    if req.subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.SUSPENDED):
-        raise DomainError(f"The subscription is {req.subscription.get_status_display().lower()}.")
+    refusal = execution_refusal(req)
+    if refusal is not None:
+        raise DomainError(refusal)
 
 
 def reset_value_check(ns: Namespace, new_max_seats: int, *, approved_seats: int) -> None:
@@ -105,10 +102,6 @@ def approval_execute_reset(
         )
         notify_on_commit("executed", req.pk)
         return req
-
-
-# The states of its linked max seats reset in which a refund can be processed.
-REFUND_RESET_READY = (Status.APPROVED, Status.EXECUTED)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
+from approvals.preconditions import refund_refusal
 from approvals.selectors import (
     Stake,
     free_period_stake,
@@ -143,16 +144,9 @@ def approval_request_refund(
         ).get(pk=reconciliation.pk)
         stake = refund_stake(reconciliation=recon, seats=seats)
         sub = recon.subscription
-        open_refund = ApprovalRequest.objects.filter(
-            reconciliation=recon,
-            kind=Kind.QSR_REFUND,
-            status__in=[ApprovalRequest.Status.PENDING, ApprovalRequest.Status.APPROVED],
-        ).first()
-        if open_refund is not None:
-            raise DomainError(
-                f"A refund of this reconciliation is open already (request #{open_refund.pk}); "
-                "decide or cancel it first."
-            )
+        refusal = refund_refusal(recon)
+        if refusal is not None:
+            raise DomainError(refusal)
         reset = (
             ApprovalRequest.objects.select_for_update(of=("self",))
             .filter(

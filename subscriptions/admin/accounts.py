@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from portal.admin_base import PortalAdmin
+from portal.admin_lists import SalesManagerFilter
 from subscriptions.admin_actions import CUSTOMER_ACTIONS
 from subscriptions.models import Customer, Namespace, SeatUsageReport
 
@@ -14,7 +15,7 @@ from subscriptions.models import Customer, Namespace, SeatUsageReport
 class CustomerAdmin(PortalAdmin):
     list_display = ("name", "billing_email", "currency", "owner", "updated_at")
     list_select_related = ("owner",)
-    list_filter = ("currency", ("owner", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("currency", ("owner", SalesManagerFilter))
     search_fields = ("name", "billing_email", "id__exact")
     customer_path = "pk"
     # Ownership also grants an object permission: the "Assign sales manager" action
@@ -63,13 +64,16 @@ class SeatUsageReportAdmin(PortalAdmin):
     list_select_related = ("namespace__customer",)
     customer_path = "namespace__customer"
     list_filter = ("namespace__kind",)
-    search_fields = ("namespace__name", "namespace__license_key", "instance_id", "id__exact")
+    search_fields = (
+        "namespace__name",
+        "namespace__license_key",
+        "namespace__instance_id",
+        "id__exact",
+    )
     date_hierarchy = "date"
     ordering = ("-date",)
     raw_id_fields = ("namespace",)
     readonly_fields = ("received_at",)
-    # One count over ~100k rows per page is enough; the unfiltered total adds a second.
-    show_full_result_count = False
 
     @admin.display(description="Customer", ordering="namespace__customer__name")
     def customer(self, obj: SeatUsageReport) -> Customer:

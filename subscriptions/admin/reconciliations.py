@@ -6,12 +6,18 @@ from __future__ import annotations
 from django.contrib import admin
 
 from portal.admin_base import LedgerAdmin
+from portal.admin_lists import known_values
+from subscriptions.admin.account import RECONCILIATION_PANELS
 from subscriptions.admin.common import SubscriptionColumns, money
+from subscriptions.admin.panels import PanelsMixin
+from subscriptions.exports import RECONCILIATION_COLUMNS
 from subscriptions.models import Reconciliation
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
+class ReconciliationAdmin(SubscriptionColumns, PanelsMixin, LedgerAdmin):
+    """A reconciliation's page shows its invoice (and, from approvals, its disputes)."""
+
     list_display = (
         "id",
         "customer",
@@ -25,7 +31,12 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
         "invoice_date",
     )
     list_select_related = ("subscription__customer", "subscription__namespace")
-    list_filter = ("status", "skip_reason", "quarter", "currency")
+    list_filter = (
+        "status",
+        "skip_reason",
+        ("quarter", known_values((1, "Q1"), (2, "Q2"), (3, "Q3"))),
+        "currency",
+    )
     customer_path = "subscription__customer"
     search_fields = (
         "subscription__customer__name",
@@ -35,6 +46,9 @@ class ReconciliationAdmin(SubscriptionColumns, LedgerAdmin):
         "subscription__id__exact",
     )
     date_hierarchy = "reconciliation_date"
+    export_columns = RECONCILIATION_COLUMNS
+    panels = RECONCILIATION_PANELS
+    change_form_template = "admin/subscriptions/panels_change_form.html"
     readonly_fields = ("unit_price_display", "amount_display")
     fields = (
         "subscription",

@@ -11,15 +11,29 @@ from django.utils.html import format_html
 
 from portal import policy
 from portal.admin_base import PortalAdmin, ViewOnly
+from portal.admin_lists import ListsAtScale, known_values
 from portal.admin_safety import UrlGuardMixin
+from subscriptions.admin.account import (
+    SUBSCRIPTION_PANELS,
+    account_summary,
+    usage_chart,
+    usage_list_url,
+)
 from subscriptions.admin.common import money
+from subscriptions.admin.panels import PanelsMixin
 from subscriptions.admin_actions import SUBSCRIPTION_ACTIONS
 from subscriptions.models import QsrDisabledForBug, Subscription, qsr_ineligibility
 from subscriptions.services.lifecycle import qsr_label
 
+# The term lengths sold; 12 months is the one QSR applies to.
+TERM_LENGTHS = [(months, f"{months} months") for months in (1, 3, 6, 12, 24, 36)]
+
 
 @admin.register(Subscription)
-class SubscriptionAdmin(PortalAdmin):
+class SubscriptionAdmin(PanelsMixin, PortalAdmin):
+    """The account page: a summary, the seat-usage chart of the term, and the related
+    records as panels (`subscriptions.admin.account`), above the record's own fields."""
+
     list_display = (
         "id",
         "customer",
@@ -43,7 +57,7 @@ class SubscriptionAdmin(PortalAdmin):
         "payment_method",
         "program",
         "offline_license",
-        "term_months",
+        ("term_months", known_values(*TERM_LENGTHS)),
     )
     search_fields = (
         "customer__name",
@@ -55,6 +69,8 @@ class SubscriptionAdmin(PortalAdmin):
     date_hierarchy = "term_end"
     autocomplete_fields = ("customer", "namespace")
     object_actions = SUBSCRIPTION_ACTIONS
+    panels = SUBSCRIPTION_PANELS
+    change_form_template = "admin/subscriptions/subscription/change_form.html"
     # On the add form (superusers): QSR starts enabled; its changes go through guarded
     # services (a bug link, an approved pause).
     readonly_fields = (
@@ -99,6 +115,15 @@ class SubscriptionAdmin(PortalAdmin):
             return False
         return super().has_change_permission(request)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["account"] = {
+                "summary": account_summary(obj),
+                "chart": usage_chart(obj),
+                "usage_url": usage_list_url(obj),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="Price per seat a year", ordering="annual_unit_price")
     def unit_price(self, obj: Subscription) -> str:
         return money(obj.annual_unit_price, obj.currency)
@@ -114,7 +139,7 @@ class SubscriptionAdmin(PortalAdmin):
 
 
 @admin.register(QsrDisabledForBug)
-class QsrDisabledForBugAdmin(UrlGuardMixin, ViewOnly, admin.ModelAdmin):
+class QsrDisabledForBugAdmin(ListsAtScale, UrlGuardMixin, ViewOnly, admin.ModelAdmin):
     """Every subscription whose QSR support disabled for a bug, with the links, who and
     when; it leaves the list when someone re-enables QSR on the subscription's page."""
 

@@ -4,10 +4,12 @@ and self-managed instances), and the namespaces' daily seat usage reports."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from subscriptions.billing import CURRENCIES, MAX_SEATS
@@ -32,6 +34,13 @@ class Customer(TimeStamped):
 
     class Meta:
         ordering = ["name"]
+        # The list's search: trigram indexes serve `icontains` (UPPER(...) LIKE) on both.
+        indexes = [
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm"),
+            GinIndex(
+                OpClass(Upper("billing_email"), name="gin_trgm_ops"), name="customer_email_trgm"
+            ),
+        ]
         # Held per customer through django-guardian by the account's sales manager.
         permissions = [("own_customer", "Owns the account (sales manager)")]
         constraints = [
@@ -78,6 +87,17 @@ class Namespace(TimeStamped):
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            # The list's order (the admin adds the id to make it total) and its search.
+            models.Index(fields=["name", "-id"], name="namespace_list_order"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="namespace_name_trgm"),
+            GinIndex(
+                OpClass(Upper("license_key"), name="gin_trgm_ops"), name="namespace_license_trgm"
+            ),
+            GinIndex(
+                OpClass(Upper("instance_id"), name="gin_trgm_ops"), name="namespace_instance_trgm"
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=in_choices("kind", NamespaceKind), name="namespace_kind_valid"
@@ -142,6 +162,8 @@ class SeatUsageReport(models.Model):
 
     class Meta:
         ordering = ["namespace", "date"]
+        # The list shows the newest days first.
+        indexes = [models.Index(fields=["-date", "-id"], name="usage_list_order")]
         constraints = [
             models.UniqueConstraint(
                 fields=["namespace", "date"],

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Upper
 from simple_history.models import HistoricalRecords
 
 from subscriptions.billing import CURRENCIES
@@ -52,6 +53,7 @@ class Invoice(TimeStamped):
 
     class Meta:
         ordering = ["-issue_date", "-id"]
+        indexes = [models.Index(fields=["-issue_date", "-id"], name="invoice_list_order")]
         constraints = [
             models.CheckConstraint(condition=Q(currency__in=CURRENCIES), name="invoice_currency"),
         ]
@@ -96,6 +98,19 @@ class InvoiceLine(models.Model):
 
     class Meta:
         ordering = ["invoice", "id"]
+        indexes = [
+            # The lines list (newest invoice first) and its date hierarchy.
+            models.Index(fields=["-invoice", "id"], name="invoiceline_list_order"),
+            models.Index(fields=["period_start"], name="invoiceline_period_start"),
+            GinIndex(
+                OpClass(Upper("description"), name="gin_trgm_ops"),
+                name="invoiceline_description_trgm",
+            ),
+            # Credit lines: the few invoices that can be credit memos.
+            models.Index(
+                fields=["invoice"], condition=Q(amount__lt=0), name="invoiceline_credit_invoice"
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=in_choices("kind", InvoiceLineKind), name="invoice_line_kind"

@@ -67,6 +67,17 @@ class Reconciliation(TimeStamped):
 
     class Meta:
         ordering = ["-reconciliation_date", "subscription_id"]
+        indexes = [
+            # The list's order (the admin adds the id), whole and within a status.
+            models.Index(
+                fields=["-reconciliation_date", "subscription", "-id"],
+                name="reconciliation_list_order",
+            ),
+            models.Index(
+                fields=["status", "-reconciliation_date", "subscription", "-id"],
+                name="reconciliation_status_order",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "term_start", "quarter"],

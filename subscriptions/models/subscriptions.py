@@ -113,6 +113,18 @@ class Subscription(TimeStamped):
 
     class Meta:
         ordering = ["customer__name", "term_start"]
+        indexes = [
+            # Within each customer (walked in name order), the list's order.
+            models.Index(fields=["customer", "term_start", "-id"], name="subscription_list_order"),
+            # The date hierarchy's bounds and drill-down.
+            models.Index(fields=["term_end"], name="subscription_term_end"),
+            # Paused and disabled for a bug: the few a QSR filter or list looks for.
+            models.Index(
+                fields=["qsr_state", "-qsr_changed_at"],
+                condition=~Q(qsr_state="enabled"),
+                name="subscription_qsr_not_enabled",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(annual_unit_price__gte=0),

@@ -48,6 +48,7 @@ class Suspension(TimeStamped):
 
     class Meta:
         ordering = ["-suspend_date"]
+        indexes = [models.Index(fields=["-suspend_date", "-id"], name="suspension_list_order")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(resume_date__gt=models.F("suspend_date")),

@@ -219,13 +219,13 @@ def _overage(charge: NextCharge, seats: int, currency: str) -> str:
     return f"{charge.overage} over {seats} paid, {charge.describe(currency)}"
 
 
-def _refuse_unless_amendable(sub: Subscription) -> None:
+def amend_refusal(sub: Subscription) -> str | None:
+    """Why `sub` cannot be amended as it stands, or None if it can."""
     if sub.status == Status.SUSPENDED:
-        raise DomainError("The subscription is suspended; amend it after it resumes.")
+        return "The subscription is suspended; amend it after it resumes."
     if sub.status != Status.ACTIVE:
-        raise DomainError(
-            f"The subscription is {sub.get_status_display().lower()}; it changes no more."
-        )
+        return f"The subscription is {sub.get_status_display().lower()}; it changes no more."
+    return None
 
 
 def _validation_error(exc: ValidationError) -> DomainError:
@@ -247,7 +247,8 @@ def subscription_amend_effect(
         raise TypeError(f"not amendable: {', '.join(sorted(unknown))}")
     today = today or timezone.localdate()
     sub = subscription
-    _refuse_unless_amendable(sub)
+    if (refusal := amend_refusal(sub)) is not None:
+        raise DomainError(refusal)
     given = {name: value for name, value in values.items() if value is not None}
     amended = copy.copy(sub)
     for name, value in given.items():

@@ -75,8 +75,9 @@ def _qsr_change(
     no-op when both are in place already."""
     if sub.qsr_state == to and all(getattr(sub, f) == v for f, v in values.items()):
         return sub
-    if (sub.qsr_state, to) not in QSR_TRANSITIONS:
-        raise DomainError(_refusal(sub, to))
+    refusal = qsr_refusal(sub, to)
+    if refusal is not None:
+        raise DomainError(refusal)
     changes = {"qsr_state": to, **values, "qsr_changed_by": history_user(actor)}
     changes["qsr_changed_at"] = timezone.now()
     for field, value in changes.items():
@@ -85,7 +86,10 @@ def _qsr_change(
     return sub
 
 
-def _refusal(sub: Subscription, to: str) -> str:
+def qsr_refusal(sub: Subscription, to: str) -> str | None:
+    """Why QSR of `sub` cannot move to `to` now (`QSR_TRANSITIONS`), or None if it can."""
+    if (sub.qsr_state, to) in QSR_TRANSITIONS:
+        return None
     if sub.qsr_state == QsrState.DISABLED_FOR_BUG:
         return (
             f"QSR is disabled for the bug {sub.qsr_bug_url}; re-enable it first "
