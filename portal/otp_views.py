@@ -27,9 +27,8 @@ class CodeForm(forms.Form):
         label="Code",
         max_length=32,
         strip=True,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
-        ),
+        # Not numeric only: recovery codes have letters.
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
         help_text="The six digits your authenticator app shows, or one of your recovery codes.",
     )
 

@@ -59,6 +59,14 @@ def test_a_real_worker_runs_the_nightly_task_and_invoices(worker_queue, tmp_path
     recon = Reconciliation.objects.get(subscription=sub)
     assert recon.status == "processed"
     assert str(InvoiceLine.objects.get(reconciliation=recon).amount) == "750.00"
+    # The invoice commits mid-run; the run's later steps (suspensions, renewals, expiry)
+    # finish a moment after.
+    wait_for(
+        lambda: not JobRun.objects.filter(status="running").exists(),
+        seconds=30,
+        what="the nightly run to finish",
+        logs=tmp_path,
+    )
     assert set(JobRun.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
