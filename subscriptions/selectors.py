@@ -187,7 +187,11 @@ def _history(sub: Subscription, today: date) -> tuple[list[tuple[date, int]], li
     """Paid seats over the term (a point where they change) and the stretches QSR was
     paused or disabled for a bug, from the subscription's history."""
     rows = list(
-        sub.history.filter(history_date__lt=datetime.combine(sub.term_end, datetime.min.time()))
+        sub.history.filter(
+            history_date__lt=timezone.make_aware(
+                datetime.combine(sub.term_end, datetime.min.time())
+            )
+        )
         .order_by("history_date", "history_id")
         .values_list("history_date", "seats", "qsr_state", "qsr_paused_until")
     )

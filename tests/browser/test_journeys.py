@@ -212,7 +212,7 @@ def test_deal_desk_processes_an_approved_refund(page: Page, shot):
     shot("request")
     page.get_by_role("link", name="Process refund").click()
     review_and_confirm(page, "Process refund")
-    expect(page.locator(".portal-effect")).to_contain_text("A credit memo of -USD 300.00")
+    expect(page.locator(".portal-effect")).to_contain_text("A credit memo of USD -300.00")
     shot("confirmation")
     page.get_by_role("button", name="Confirm: Process refund").click()
 
