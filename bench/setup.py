@@ -53,6 +53,8 @@ def configure_environment(args: argparse.Namespace) -> str:
     # 100k notices must not be written as files, and DEBUG would keep every query.
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     os.environ["DEBUG"] = "0"
+    # The bench prints its own table: a log line per request or nightly step would bury it.
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     if not getattr(args, "workers", None):
         # In-process nights need no broker; do not start the embedded Redis for nothing.
         os.environ.setdefault("CELERY_BROKER_URL", "memory://")
