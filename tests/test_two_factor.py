@@ -88,6 +88,15 @@ def test_other_roles_are_not_forced(client, user_with_role):
         assert client.get("/admin/").status_code == 200, role
 
 
+def test_every_page_links_to_enrolment_for_the_optional_roles(client, user_with_role):
+    user_with_role("support", username="lee")
+    client.force_login(get_user_model().objects.get(username="lee"))
+    page = client.get("/admin/").content.decode()
+    assert f'<a href="{ENROL}">Two-factor login</a>' in page
+    enrol = client.get(ENROL)
+    assert enrol.status_code == 200 and b"<svg" in enrol.content
+
+
 def test_nobody_is_asked_when_two_factor_is_off(client, user_with_role, settings):
     settings.PORTAL_OTP_REQUIRED = False
     user = user_with_role("sales_ops", username="pat")
