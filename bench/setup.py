@@ -18,6 +18,28 @@ BENCH_DB_NAME = "portal_bench"
 # -- environment (before django.setup) -------------------------------------------------
 
 
+def create_database_if_missing(url: str) -> None:
+    """Create the bench's database on the named server the first time, as the embedded
+    server's is: a fresh machine needs no manual step before a bench."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    cfg = dj_database_url.parse(url)
+    params = {
+        "host": cfg.get("HOST") or None,
+        "port": cfg.get("PORT") or None,
+        "user": cfg.get("USER") or None,
+        "password": cfg.get("PASSWORD") or None,
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]]
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg["NAME"])))
+
+
 def configure_environment(args: argparse.Namespace) -> str:
     """Point Django at a database of the bench's own; return a description of it.
 
@@ -44,6 +66,7 @@ def configure_environment(args: argparse.Namespace) -> str:
                 "database whose name contains 'bench'."
             )
         os.environ["DATABASE_URL"] = explicit
+        create_database_if_missing(explicit)
         where = f"database {name!r} ({'--database-url' if args.database_url else 'env'})"
     else:
         if "bench" not in os.environ.get("PORTAL_DB_NAME", "").lower():
