@@ -128,12 +128,21 @@ def test_a_message_that_keeps_failing_is_given_up_and_can_be_queued_again(
     page = admin_client.get("/admin/outbox/outboxmessage/?status=failed")
     assert page.status_code == 200
     assert "Failed (gave up)" in page.content.decode()
+    # Kinds in words, in the column and in the filter, which filters by the code.
+    assert "Reconciliation notice" in page.content.decode()
+    assert "reconciliation_notice</td>" not in page.content.decode()
+    assert (
+        admin_client.get("/admin/outbox/outboxmessage/?kind=approval").context["cl"].result_count
+        == 0
+    )
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    admin_client.post(
+    retried = admin_client.post(
         "/admin/outbox/outboxmessage/",
         {"action": "retry_failed", "_selected_action": [message.pk]},
+        follow=True,
     )
+    assert "1 failed email queued again." in retried.content.decode()
     message.refresh_from_db()
     assert (message.status, message.attempts) == ("pending", 0)
     assert outbox.outbox_send_due() == {"sent": 1}
