@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.models import ApprovalRequest
-from approvals.preconditions import refund_refusal
+from approvals.preconditions import open_request, refund_refusal
 from approvals.selectors import (
     Stake,
     free_period_stake,
@@ -70,10 +70,9 @@ def _file(
             request.save()
     except IntegrityError as exc:
         if "approval_one_open" in str(exc):
-            raise DomainError(
-                f"A {request.get_kind_display().lower()} request is open for this "
-                "subscription already; decide or cancel it first."
-            ) from exc
+            # The one the other filer committed first: said as the disabled button says it.
+            refusal = open_request(request.subscription, request.kind)
+            raise DomainError(refusal or "A request of this kind is open already.") from exc
         raise
     notify_on_commit("needs_approval", request.pk)
     return request

@@ -410,9 +410,9 @@ def test_no_pause_for_a_subscription_not_on_qsr(p, today):
 
 @pytest.mark.parametrize("kind", ["pause", "reset", "free period"])
 def test_a_second_open_request_of_the_same_kind_is_refused(p, today, recon, kind):
-    FILERS[kind](recon.subscription, recon, p, today)
+    first = FILERS[kind](recon.subscription, recon, p, today)
 
-    with refused(None, "request is open for this subscription already"):
+    with refused(None, f"request is open for this subscription already (#{first.pk})"):
         FILERS[kind](recon.subscription, recon, p, today)
 
 
