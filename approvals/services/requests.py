@@ -71,7 +71,7 @@ def _file(
     except IntegrityError as exc:
         if "approval_one_open" in str(exc):
             # The one the other filer committed first: said as the disabled button says it.
-            refusal = open_request(request.subscription, request.kind)
+            refusal = open_request(request.subscription, Kind(request.kind))
             raise DomainError(refusal or "A request of this kind is open already.") from exc
         raise
     notify_on_commit("needs_approval", request.pk)
